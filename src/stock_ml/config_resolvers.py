@@ -1,0 +1,10 @@
+"""OmegaConf resolvers used by conf/ (registered in settings.py)."""
+
+from datetime import UTC, datetime
+from functools import cache
+
+
+@cache
+def run_stamp() -> str:
+    """A run id for a manual run: one UTC timestamp per process, so every node agrees on it."""
+    return "manual__" + datetime.now(UTC).strftime("%Y-%m-%dT%H.%M.%S.%fZ")

@@ -1,0 +1,33 @@
+"""Project pipelines.
+
+Each stage is its own pipeline folder. Two groups are registered for Airflow: ``daily`` (refresh the
+data, score with the champion, judge past predictions) and ``retraining`` (refresh the data, train,
+register). ``__default__`` runs every stage once in order.
+
+The stages are listed explicitly rather than found with ``find_pipelines``: Kedro 1.7 narrows
+``find_pipelines`` to the pipeline names a run asks for, so a group such as ``daily`` (no folder of
+its own) would find none of its stages.
+"""
+
+from __future__ import annotations
+
+from kedro.pipeline import Pipeline
+
+from stock_ml.pipelines import feature_store, inference, ingest, monitoring, training
+
+
+def register_pipelines() -> dict[str, Pipeline]:
+    stages = {
+        "ingest": ingest.create_pipeline(),
+        "feature_store": feature_store.create_pipeline(),
+        "training": training.create_pipeline(),
+        "inference": inference.create_pipeline(),
+        "monitoring": monitoring.create_pipeline(),
+    }
+    data = stages["ingest"] + stages["feature_store"]
+    return {
+        **stages,
+        "daily": data + stages["inference"] + stages["monitoring"],
+        "retraining": data + stages["training"],
+        "__default__": data + stages["training"] + stages["inference"] + stages["monitoring"],
+    }

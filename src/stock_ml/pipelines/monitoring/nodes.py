@@ -1,0 +1,119 @@
+"""Monitoring: judge matured predictions against realised labels and measure feature drift.
+
+PSI is computed here in a few lines of numpy with bins fixed from the training reference
+(deciles), because that is the whole definition; issue #6 brings a maintained drift library and
+its report on top. The KS statistic comes from scipy.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+
+import matplotlib
+
+matplotlib.use("Agg")  # nodes draw off-screen; they run under Airflow workers and in CI
+
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+from matplotlib.figure import Figure  # noqa: E402
+from scipy.stats import ks_2samp  # noqa: E402
+
+from stock_ml.gold_schema import feature_columns  # noqa: E402
+
+logger = logging.getLogger(__name__)
+
+
+def matured_performance(
+    predictions: dict[str, Callable[[], pd.DataFrame]], labels: pd.DataFrame
+) -> pd.DataFrame:
+    """Per as-of date and model version: how many predictions matured and how many were right.
+
+    A prediction matures when its label is realised (the target session's close is known).
+    """
+    logged = pd.concat([load() for load in predictions.values()], ignore_index=True)
+    realised = labels.dropna(subset=["label_up"])[["symbol", "date", "label_up", "forward_return"]]
+    matured = logged.merge(
+        realised.rename(columns={"date": "as_of_date"}),
+        on=["symbol", "as_of_date"],
+        how="inner",
+        validate="many_to_one",
+    )
+    matured["correct"] = (matured["predicted_up"] == matured["label_up"]).astype(int)
+    performance = (
+        matured.groupby(["as_of_date", "model_name", "model_version"], as_index=False)
+        .agg(
+            matured_predictions=("correct", "size"),
+            correct=("correct", "sum"),
+            mean_score=("score", "mean"),
+        )
+        .sort_values(["as_of_date", "model_version"])
+    )
+    performance["accuracy"] = performance["correct"] / performance["matured_predictions"]
+    logger.info(
+        "%d of %d logged predictions matured; pooled accuracy %.4f",
+        len(matured),
+        len(logged),
+        matured["correct"].mean() if len(matured) else float("nan"),
+    )
+    return performance.reset_index(drop=True)
+
+
+def population_stability_index(reference: np.ndarray, current: np.ndarray, bins: int) -> float:
+    """PSI of ``current`` against ``reference`` over the reference's quantile bins.
+
+    Empty bins get a floor of 1e-6 so the log stays finite; values outside the reference range fall
+    into the outer bins.
+    """
+    edges = np.unique(np.quantile(reference, np.linspace(0.0, 1.0, bins + 1)))
+    edges[0], edges[-1] = -np.inf, np.inf
+    expected = np.histogram(reference, edges)[0] / len(reference)
+    actual = np.histogram(current, edges)[0] / len(current)
+    expected, actual = np.clip(expected, 1e-6, None), np.clip(actual, 1e-6, None)
+    return float(np.sum((actual - expected) * np.log(actual / expected)))
+
+
+def feature_drift(
+    reference: pd.DataFrame, model_input: pd.DataFrame, window_sessions: int, bins: int
+) -> pd.DataFrame:
+    """PSI and KS statistic per feature: last ``window_sessions`` sessions vs the training data."""
+    current = model_input[model_input["has_features"]]
+    recent_dates = np.sort(current["date"].unique())[-window_sessions:]
+    current = current[current["date"].isin(recent_dates)]
+    rows = []
+    for feature in feature_columns(reference.drop(columns=["symbol", "date"])):
+        ref, cur = reference[feature].dropna().to_numpy(), current[feature].dropna().to_numpy()
+        rows.append(
+            {
+                "feature": feature,
+                "psi": population_stability_index(ref, cur, bins),
+                "ks_statistic": float(ks_2samp(ref, cur).statistic),
+                "reference_rows": len(ref),
+                "current_rows": len(cur),
+                "current_from": recent_dates[0],
+                "current_to": recent_dates[-1],
+            }
+        )
+    drift = pd.DataFrame(rows).sort_values("psi", ascending=False, ignore_index=True)
+    logger.info("Largest feature drift: %s", drift.head(3)[["feature", "psi"]].to_dict("records"))
+    return drift
+
+
+def plot_monitoring(performance: pd.DataFrame, drift: pd.DataFrame, psi_alert: float) -> Figure:
+    """Matured accuracy per as-of date and model version; PSI per feature with its alert line."""
+    figure, (top, bottom) = plt.subplots(2, 1, figsize=(11, 8), constrained_layout=True)
+    for version, part in performance.groupby("model_version"):
+        top.plot(part["as_of_date"], part["accuracy"], marker=".", label=f"model v{version}")
+    top.axhline(0.5, color="grey", linestyle="--", linewidth=1, label="coin flip")
+    top.set_title("Accuracy of matured predictions by as-of date")
+    top.set_ylabel("accuracy")
+    top.set_ylim(0, 1)
+    top.legend(loc="lower left")
+    bottom.bar(drift["feature"], drift["psi"], color="tab:blue")
+    bottom.axhline(psi_alert, color="tab:red", linestyle="--", label=f"alert PSI {psi_alert}")
+    bottom.set_title("Feature drift: PSI of recent sessions vs training reference")
+    bottom.set_ylabel("PSI")
+    bottom.tick_params(axis="x", rotation=60)
+    bottom.legend()
+    return figure

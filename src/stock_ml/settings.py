@@ -1,0 +1,25 @@
+"""Kedro project settings.
+
+Config is merged softly (nested keys of an env override only what they name), so conf/<env>
+holds just what differs from conf/base. ``run_stamp`` gives manual runs a run id; Airflow passes
+its own run id as a runtime param instead.
+"""
+
+from kedro.config import OmegaConfigLoader
+
+from stock_ml.config_resolvers import run_stamp
+from stock_ml.hooks import RunSummaryHook
+
+HOOKS = (RunSummaryHook(),)
+
+CONFIG_LOADER_CLASS = OmegaConfigLoader
+CONFIG_LOADER_ARGS = {
+    "base_env": "base",
+    "default_run_env": "dev",
+    "config_patterns": {
+        "airflow": ["airflow*", "airflow/**"],
+        "mlflow": ["mlflow*", "mlflow/**"],
+    },
+    "merge_strategy": {"parameters": "soft", "airflow": "soft", "mlflow": "soft"},
+    "custom_resolvers": {"stock_ml.run_stamp": run_stamp},
+}
