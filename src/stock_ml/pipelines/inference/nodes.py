@@ -29,6 +29,8 @@ def score_latest_sessions(
     ``target_prediction_date`` is the realised label date where known, else the as-of date plus
     ``horizon`` business days (issue #3 replaces this with the exchange calendar).
     """
+    if score_sessions < 1:
+        raise ValueError(f"inference.score_sessions must be ≥ 1, got {score_sessions}")
     features = list(serving.model.feature_names_in_)
     scorable = model_input[model_input["has_features"]]
     dates = np.sort(scorable["date"].unique())[-score_sessions:]

@@ -10,17 +10,13 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 
-import matplotlib
+import numpy as np
+import pandas as pd
+from matplotlib.dates import AutoDateLocator, ConciseDateFormatter
+from matplotlib.figure import Figure
+from scipy.stats import ks_2samp
 
-matplotlib.use("Agg")  # nodes draw off-screen; they run under Airflow workers and in CI
-
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-import pandas as pd  # noqa: E402
-from matplotlib.figure import Figure  # noqa: E402
-from scipy.stats import ks_2samp  # noqa: E402
-
-from stock_ml.gold_schema import feature_columns  # noqa: E402
+from stock_ml.gold_schema import feature_columns
 
 logger = logging.getLogger(__name__)
 
@@ -61,16 +57,23 @@ def matured_performance(
 
 
 def population_stability_index(reference: np.ndarray, current: np.ndarray, bins: int) -> float:
-    """PSI of ``current`` against ``reference`` over the reference's quantile bins.
+    """PSI of ``current`` against ``reference`` over bins fixed by the reference.
 
-    Empty bins get a floor of 1e-6 so the log stays finite; values outside the reference range fall
-    into the outer bins.
+    Inner bins are cut at the reference's deciles (``bins`` quantile bins, right-closed, ties
+    merged); two open-ended outer bins hold what lies strictly below the reference minimum or
+    above its maximum. So drift outside the reference range counts the same on either side, and a
+    constant reference still has bins below, at and above its value. Empty bins get a floor of
+    1e-6 so the log stays finite.
     """
-    edges = np.unique(np.quantile(reference, np.linspace(0.0, 1.0, bins + 1)))
-    edges[0], edges[-1] = -np.inf, np.inf
-    expected = np.histogram(reference, edges)[0] / len(reference)
-    actual = np.histogram(current, edges)[0] / len(current)
-    expected, actual = np.clip(expected, 1e-6, None), np.clip(actual, 1e-6, None)
+    low = np.nextafter(np.min(reference), -np.inf)
+    inner = np.quantile(reference, np.linspace(0.0, 1.0, bins + 1)[1:])
+    cuts = np.unique(np.r_[low, inner])
+
+    def shares(values: np.ndarray) -> np.ndarray:
+        counts = np.bincount(np.searchsorted(cuts, values, side="left"), minlength=len(cuts) + 1)
+        return np.clip(counts / len(values), 1e-6, None)
+
+    expected, actual = shares(reference), shares(current)
     return float(np.sum((actual - expected) * np.log(actual / expected)))
 
 
@@ -102,14 +105,20 @@ def feature_drift(
 
 def plot_monitoring(performance: pd.DataFrame, drift: pd.DataFrame, psi_alert: float) -> Figure:
     """Matured accuracy per as-of date and model version; PSI per feature with its alert line."""
-    figure, (top, bottom) = plt.subplots(2, 1, figsize=(11, 8), constrained_layout=True)
+    # A bare Figure, not pyplot: no global backend switch, nothing left open in a long-lived worker.
+    figure = Figure(figsize=(11, 8), layout="constrained")
+    top, bottom = figure.subplots(2, 1)
     for version, part in performance.groupby("model_version"):
-        top.plot(part["as_of_date"], part["accuracy"], marker=".", label=f"model v{version}")
+        # The table may come back from CSV with text dates: plot on a real time axis.
+        when = pd.to_datetime(part["as_of_date"])
+        top.plot(when, part["accuracy"], marker=".", label=f"model v{version}")
     top.axhline(0.5, color="grey", linestyle="--", linewidth=1, label="coin flip")
     top.set_title("Accuracy of matured predictions by as-of date")
     top.set_ylabel("accuracy")
     top.set_ylim(0, 1)
     top.legend(loc="lower left")
+    top.xaxis.set_major_locator(AutoDateLocator())
+    top.xaxis.set_major_formatter(ConciseDateFormatter(top.xaxis.get_major_locator()))
     bottom.bar(drift["feature"], drift["psi"], color="tab:blue")
     bottom.axhline(psi_alert, color="tab:red", linestyle="--", label=f"alert PSI {psi_alert}")
     bottom.set_title("Feature drift: PSI of recent sessions vs training reference")

@@ -25,6 +25,8 @@ def split_by_date(
     model_input: pd.DataFrame, holdout_sessions: int
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Return (train, holdout) from trainable rows; every train label is realised before holdout."""
+    if holdout_sessions < 1:
+        raise ValueError(f"training.holdout_sessions must be ≥ 1, got {holdout_sessions}")
     trainable = model_input[model_input["is_trainable"]]
     dates = np.sort(trainable["date"].unique())
     if len(dates) <= holdout_sessions:
@@ -38,6 +40,12 @@ def split_by_date(
         (trainable["date"] < holdout_start) & (trainable["target_date"] < holdout_start)
     ]
     purged = int((trainable["date"] < holdout_start).sum() - len(train))
+    if train.empty:
+        raise ValueError(
+            f"No training rows left: the {holdout_sessions}-session holdout starts "
+            f"{pd.Timestamp(holdout_start).date()} and every earlier row's label reaches into it "
+            f"({purged} rows purged); lower training.holdout_sessions or ingest more history"
+        )
     logger.info(
         "Train %s..%s (%d rows, %d purged), holdout %s..%s (%d rows)",
         train.date.min().date(),

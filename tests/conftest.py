@@ -1,0 +1,22 @@
+"""Shared fixtures. Integration fixtures are session-scoped: one real run serves several tests."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from tests.integration.project import BIN, copy_project, run
+
+E2E_RUN_ID = "e2e-test-run"
+
+
+@pytest.fixture(scope="session")
+def test_env_project(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A scratch copy of the project after a real `kedro run --env test` (all pipelines)."""
+    project = copy_project(tmp_path_factory.mktemp("e2e") / "project")
+    run(
+        [str(BIN / "kedro"), "run", "--env", "test", "--params", f"run_id={E2E_RUN_ID}"],
+        cwd=project,
+    )
+    return project

@@ -1,0 +1,154 @@
+"""The Airflow export, really exercised: `make dags` for every env, DagBag import, and the test
+env's DAGs run with `airflow dags test` on a SQLite metadata DB in a temporary AIRFLOW_HOME."""
+
+from __future__ import annotations
+
+import json
+
+import mlflow
+import pandas as pd
+import pytest
+
+from tests.integration.project import BIN, REPO, command_env, copy_project, env_outputs, run
+
+pytestmark = pytest.mark.slow
+
+EXPECTED_DAG_IDS = {
+    f"{env}_stock_ml_{group}" for env in ("dev", "test", "prod") for group in ("daily", "training")
+}
+
+# Runs inside the Airflow environment: import every DAG file the way the scheduler would.
+DAGBAG_SCRIPT = """
+import json, sys
+from airflow.dag_processing.dagbag import DagBag
+bag = DagBag(dag_folder=sys.argv[1])
+print(json.dumps({
+    "import_errors": {str(k): str(v) for k, v in bag.import_errors.items()},
+    "dags": {
+        d.dag_id: {
+            "schedule": d.schedule if d.schedule is None else str(d.schedule),
+            "paused": d.is_paused_upon_creation,
+            "retries": d.default_args["retries"],
+            "retry_delay_s": d.default_args["retry_delay"].total_seconds(),
+            "catchup": d.catchup,
+            "timezone": str(d.timezone),
+            "tags": sorted(d.tags),
+            "tasks": sorted(t.task_id for t in d.tasks),
+            "file": d.fileloc,
+        }
+        for d in bag.dags.values()
+    },
+}))
+"""
+
+
+@pytest.fixture(scope="module")
+def airflow(tmp_path_factory: pytest.TempPathFactory):
+    """A scratch project, its generated DAGs, and an initialised Airflow home pointing at them."""
+    base = tmp_path_factory.mktemp("airflow")
+    project = copy_project(base / "project")
+    dags = base / "dags"
+    home = base / "airflow_home"
+    home.mkdir()
+    # The documented command, run against the repository, with DAGs pointing at the scratch copy.
+    run(["make", "-C", str(REPO), "dags", f"DAGS_DIR={dags}", f"PROJECT_PATH={project}"], cwd=REPO)
+    env = command_env(
+        AIRFLOW_HOME=str(home),
+        AIRFLOW__CORE__DAGS_FOLDER=str(dags),
+        AIRFLOW__CORE__LOAD_EXAMPLES="False",
+        AIRFLOW__DATABASE__SQL_ALCHEMY_CONN=f"sqlite:///{home / 'airflow.db'}",
+    )
+    run([str(BIN / "airflow"), "db", "migrate"], cwd=base, env=env)
+    return {"project": project, "dags": dags, "env": env, "cwd": base}
+
+
+@pytest.fixture(scope="module")
+def dagbag(airflow) -> dict:
+    result = run(
+        [str(BIN / "python"), "-c", DAGBAG_SCRIPT, str(airflow["dags"])],
+        cwd=airflow["cwd"],
+        env=airflow["env"],
+    )
+    return json.loads(result.stdout.strip().splitlines()[-1])
+
+
+def test_make_dags_writes_one_file_per_env_and_group(airflow) -> None:
+    files = sorted(p.name for p in airflow["dags"].glob("*.py"))
+    assert files == sorted(
+        f"stock_ml_{env}_{pipeline}_dag.py"
+        for env in ("dev", "test", "prod")
+        for pipeline in ("daily", "retraining")
+    )
+
+
+def test_dagbag_imports_every_dag_without_errors(dagbag: dict) -> None:
+    assert dagbag["import_errors"] == {}
+    assert set(dagbag["dags"]) == EXPECTED_DAG_IDS
+
+
+def test_dag_settings_come_from_each_envs_conf(dagbag: dict) -> None:
+    dags = dagbag["dags"]
+    assert dags["prod_stock_ml_daily"]["schedule"] == "0 18 * * 1-5"
+    assert dags["prod_stock_ml_training"]["schedule"] == "0 6 * * 6"
+    for env in ("dev", "test"):
+        for group in ("daily", "training"):
+            assert dags[f"{env}_stock_ml_{group}"]["schedule"] is None
+    for dag_id, dag in dags.items():
+        env = dag_id.split("_")[0]
+        assert dag["paused"] is (env == "prod")
+        assert dag["retries"] == {"dev": 1, "test": 0, "prod": 3}[env]
+        assert dag["retry_delay_s"] == {"dev": 300, "test": 300, "prod": 600}[env]
+        assert dag["catchup"] is False
+        assert dag["timezone"] == "Europe/Warsaw"
+        assert dag["tags"] == sorted(["stock_ml", env])
+
+
+def test_tasks_follow_the_kedro_pipelines(dagbag: dict) -> None:
+    daily = dagbag["dags"]["test_stock_ml_daily"]["tasks"]
+    training = dagbag["dags"]["test_stock_ml_training"]["tasks"]
+    assert "score-latest-sessions" in daily and "extract-prices" in daily
+    assert not any("train-model" in t for t in daily)
+    # nodes joined by in-memory datasets run in one task (kedro-airflow --group-by memory)
+    assert any("train-model" in t and "register-model" in t for t in training)
+
+
+def _dags_test(airflow, dag_id: str) -> dict:
+    run([str(BIN / "airflow"), "dags", "test", dag_id], cwd=airflow["cwd"], env=airflow["env"])
+    listed = run(
+        [str(BIN / "airflow"), "dags", "list-runs", dag_id, "-o", "json"],
+        cwd=airflow["cwd"],
+        env=airflow["env"],
+    )
+    json_line = next(line for line in listed.stdout.splitlines() if line.startswith("[{"))
+    runs = json.loads(json_line)
+    assert len(runs) == 1
+    return runs[0]
+
+
+def test_training_then_daily_dag_run_under_airflow(airflow) -> None:
+    project = airflow["project"]
+    root = project / "data" / "test_stock_data"
+
+    training = _dags_test(airflow, "test_stock_ml_training")
+    assert training["state"] == "success"
+    client = mlflow.MlflowClient(tracking_uri=f"sqlite:///{root / 'mlflow.db'}")
+    champion = client.get_model_version_by_alias("test_stock_ml_direction", "champion")
+    # the training task's MLflow run is named after the Airflow run: one identity across tasks
+    assert client.get_run(champion.run_id).info.run_name == training["run_id"]
+
+    daily = _dags_test(airflow, "test_stock_ml_daily")
+    assert daily["state"] == "success"
+    bronze_versions = sorted((root / "02_bronze" / "prices.parquet").iterdir())
+    assert len(bronze_versions) == 2, "each DAG's ingest task appended one bronze version"
+    ingest_ids = {
+        pd.read_parquet(v / "prices.parquet")["ingest_run_id"].iloc[0] for v in bronze_versions
+    }
+    assert ingest_ids == {training["run_id"], daily["run_id"]}
+    predictions = pd.concat(
+        pd.read_parquet(p) for p in (root / "07_predictions" / "predictions").glob("*.parquet")
+    )
+    assert set(predictions["model_version"]) == {int(champion.version)}
+    assert (root / "08_reporting" / "monitoring.png").is_file()
+    assert len(pd.read_csv(root / "08_reporting" / "monitoring_performance.csv")) > 0
+    # the DAGs ran the scratch copy (their baked project path), and only its test env
+    assert env_outputs(project, "dev") == [] and env_outputs(project, "prod") == []

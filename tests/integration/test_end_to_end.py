@@ -1,0 +1,111 @@
+"""`kedro run --env test` in a scratch copy: every layer written, with the right keys and values."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import mlflow
+import pandas as pd
+import pytest
+from kedro.config import OmegaConfigLoader
+
+from stock_ml.settings import CONFIG_LOADER_ARGS
+from tests.conftest import E2E_RUN_ID
+from tests.integration.project import env_outputs
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def params(test_env_project: Path) -> dict:
+    loader = OmegaConfigLoader(
+        conf_source=str(test_env_project / "conf"),
+        env="test",
+        runtime_params={},
+        **{k: v for k, v in CONFIG_LOADER_ARGS.items() if k != "default_run_env"},
+    )
+    return loader["parameters"]
+
+
+@pytest.fixture(scope="module")
+def root(test_env_project: Path) -> Path:
+    return test_env_project / "data" / "test_stock_data"
+
+
+def test_bronze_keeps_source_text_and_lineage(root: Path, params: dict) -> None:
+    synthetic = params["ingest"]["source"]["synthetic"]
+    versions = sorted((root / "02_bronze" / "prices.parquet").iterdir())
+    assert len(versions) == 1, "one ingest run → one bronze version"
+    bronze = pd.read_parquet(versions[0] / "prices.parquet")
+    assert len(bronze) == len(synthetic["symbols"]) * synthetic["sessions"]
+    assert set(bronze["ingest_run_id"]) == {E2E_RUN_ID}
+    assert set(bronze["source"]) == {"synthetic"}
+    assert bronze["close"].map(type).eq(str).all(), "bronze stores what the source said, as text"
+
+
+def test_silver_is_typed_unique_and_sorted(root: Path) -> None:
+    silver = pd.read_parquet(root / "03_silver" / "prices.parquet")
+    assert not silver.duplicated(["symbol", "date"]).any()
+    assert silver.equals(silver.sort_values(["symbol", "date"]).reset_index(drop=True))
+    assert pd.api.types.is_datetime64_any_dtype(silver["date"])
+    assert all(pd.api.types.is_float_dtype(silver[c]) for c in ["open", "high", "low", "close"])
+
+
+def test_gold_features_labels_and_model_input(root: Path, params: dict) -> None:
+    features = pd.read_parquet(root / "04_gold" / "features.parquet")
+    labels = pd.read_parquet(root / "04_gold" / "labels.parquet")
+    model_input = pd.read_parquet(root / "04_gold" / "model_input.parquet")
+    horizon = params["feature_store"]["label"]["horizon"]
+    assert features.shape[1] - 2 >= 10, "at least 10 features per symbol × session"
+    assert not features.duplicated(["symbol", "date"]).any()
+    assert set(labels["horizon"]) == {horizon}
+    # the last `horizon` sessions of each symbol have no realised label: they are to be scored
+    tail = labels.groupby("symbol").tail(horizon)
+    assert tail["label_up"].isna().all()
+    assert labels.groupby("symbol").head(-horizon)["label_up"].notna().all()
+    assert len(model_input) == len(features)
+    assert not model_input.loc[model_input["is_trainable"], "label_up"].isna().any()
+
+
+def test_predictions_are_keyed_and_name_the_champion(root: Path, params: dict) -> None:
+    partitions = sorted((root / "07_predictions" / "predictions").glob("as_of_date=*.parquet"))
+    assert len(partitions) == params["inference"]["score_sessions"]
+    predictions = pd.concat(pd.read_parquet(p) for p in partitions)
+    assert not predictions.duplicated(["target_prediction_date", "symbol"]).any()
+    assert set(predictions["model_version"]) == {1}
+    assert set(predictions["model_alias"]) == {"champion"}
+    assert predictions["score"].between(0, 1).all()
+    assert (predictions["target_prediction_date"] > predictions["as_of_date"]).all()
+
+
+def test_mlflow_store_registry_and_run_are_per_env(test_env_project: Path, root: Path) -> None:
+    assert (root / "mlflow.db").is_file()
+    client = mlflow.MlflowClient(tracking_uri=f"sqlite:///{root / 'mlflow.db'}")
+    experiment = client.get_experiment_by_name("stock_ml_test")
+    assert experiment is not None
+    assert experiment.artifact_location.startswith((root / "mlartifacts").as_uri())
+    champion = client.get_model_version_by_alias("test_stock_ml_direction", "champion")
+    assert int(champion.version) == 1
+    run = client.get_run(champion.run_id)
+    assert 0.0 <= run.data.metrics["training_metrics.holdout_accuracy"] <= 1.0
+    assert "training_metrics.baseline_always_up_accuracy" in run.data.metrics
+    assert run.data.params["training.model.C"] == "0.1"
+    assert run.data.params["run.id"] == E2E_RUN_ID
+
+
+def test_monitoring_tables_and_plot(root: Path) -> None:
+    performance = pd.read_csv(root / "08_reporting" / "monitoring_performance.csv")
+    drift = pd.read_csv(root / "08_reporting" / "monitoring_feature_drift.csv")
+    features = pd.read_parquet(root / "04_gold" / "features.parquet")
+    assert len(performance) > 0
+    assert performance["accuracy"].between(0, 1).all()
+    assert (performance["correct"] <= performance["matured_predictions"]).all()
+    assert sorted(drift["feature"]) == sorted(c for c in features if c not in ("symbol", "date"))
+    assert (drift["psi"] >= 0).all()
+    png = (root / "08_reporting" / "monitoring.png").read_bytes()
+    assert png.startswith(b"\x89PNG\r\n\x1a\n") and len(png) > 10_000
+
+
+def test_other_envs_are_untouched(test_env_project: Path) -> None:
+    assert env_outputs(test_env_project, "dev") == []
+    assert env_outputs(test_env_project, "prod") == []

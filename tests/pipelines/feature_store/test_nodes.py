@@ -1,0 +1,323 @@
+"""Feature store nodes: silver typing, features, labels, model input, and no look-ahead."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from stock_ml.pipelines.feature_store.nodes import (
+    build_features,
+    build_labels,
+    build_model_input,
+    build_silver,
+)
+from stock_ml.pipelines.ingest.nodes import BRONZE_COLUMNS, extract_prices
+from stock_ml.synthetic import generate_ohlcv
+
+DATE_FORMAT = "%Y-%m-%d"
+CLOSE = [10.0, 8.0, 9.0, 11.0, 10.0, 12.0, 10.0]
+DATES = pd.bdate_range("2024-01-01", periods=len(CLOSE))  # Mon 1 Jan .. Tue 9 Jan
+
+
+def _bronze_row(symbol, date, close, source_row, *, run_id="run-1", source_file="aaa_d"):
+    return {
+        "symbol": symbol,
+        "date": date,
+        "open": str(close),
+        "high": str(float(close) + 1),
+        "low": str(float(close) - 1),
+        "close": str(close),
+        "volume": "1000",
+        "source": "csv_folder",
+        "source_file": source_file,
+        "source_row": source_row,
+        "ingest_run_id": run_id,
+    }
+
+
+def _prices(close=CLOSE, symbol="AAA", dates=DATES) -> pd.DataFrame:
+    """Typed silver prices of one symbol with hand-picked values."""
+    close = np.asarray(close, dtype=float)
+    return pd.DataFrame(
+        {
+            "symbol": symbol,
+            "date": dates[: len(close)],
+            "open": close - 1.0,
+            "high": close + 2.0,
+            "low": close - 2.0,
+            "close": close,
+            "volume": np.arange(1, len(close) + 1, dtype=float) * 100.0,
+        }
+    )
+
+
+# --- build_silver -------------------------------------------------------------------------------
+
+
+def test_build_silver_parses_types():
+    bronze = pd.DataFrame(
+        [_bronze_row("AAA", "2024-01-02", "10.5", 2), _bronze_row("AAA", "2024-01-03", "11", 3)],
+        columns=BRONZE_COLUMNS,
+    )
+    silver = build_silver(bronze, DATE_FORMAT)
+    assert list(silver.columns) == [
+        "symbol",
+        "date",
+        "open",
+        "high",
+        "low",
+        "close",
+        "volume",
+        "ingest_run_id",
+    ]
+    assert pd.api.types.is_datetime64_any_dtype(silver["date"])
+    for column in ["open", "high", "low", "close"]:
+        assert silver[column].dtype == np.float64, column
+    assert pd.api.types.is_numeric_dtype(silver["volume"])
+    assert silver["volume"].tolist() == [1000, 1000]
+    assert silver["date"].tolist() == [pd.Timestamp("2024-01-02"), pd.Timestamp("2024-01-03")]
+    assert silver["close"].tolist() == [10.5, 11.0]
+    assert silver["high"].tolist() == [11.5, 12.0]
+
+
+def test_build_silver_drops_duplicates_keeping_last_and_sorts():
+    rows = [
+        _bronze_row("BBB", "2024-01-03", "50", 2, run_id="run-1"),
+        _bronze_row("AAA", "2024-01-03", "11", 3, run_id="run-1"),
+        _bronze_row("AAA", "2024-01-02", "10", 2, run_id="run-1"),
+        _bronze_row("AAA", "2024-01-03", "99", 3, run_id="run-2"),  # later ingest of same key
+        _bronze_row("BBB", "2024-01-02", "49", 2, run_id="run-2"),
+    ]
+    silver = build_silver(pd.DataFrame(rows, columns=BRONZE_COLUMNS), DATE_FORMAT)
+    assert len(silver) == 4
+    assert not silver.duplicated(["symbol", "date"]).any()
+    assert silver[["symbol", "date"]].apply(tuple, axis=1).tolist() == [
+        ("AAA", pd.Timestamp("2024-01-02")),
+        ("AAA", pd.Timestamp("2024-01-03")),
+        ("BBB", pd.Timestamp("2024-01-02")),
+        ("BBB", pd.Timestamp("2024-01-03")),
+    ]
+    kept = silver[(silver.symbol == "AAA") & (silver.date == "2024-01-03")].iloc[0]
+    assert kept["close"] == 99.0
+    assert kept["ingest_run_id"] == "run-2"
+    assert silver.index.tolist() == [0, 1, 2, 3]
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "column"),
+    [("close", "12,5", "close"), ("volume", "n/a", "volume"), ("date", "2024/01/03", "date")],
+)
+def test_build_silver_unparseable_value_names_file_row_and_column(field, value, column):
+    rows = [
+        _bronze_row("AAA", "2024-01-02", "10", 2, source_file="aaa_d"),
+        _bronze_row("AAA", "2024-01-03", "11", 3, source_file="aaa_d"),
+        _bronze_row("BBB", "2024-01-02", "20", 2, source_file="bbb_d"),
+    ]
+    rows[1][field] = value
+    with pytest.raises(ValueError, match=rf"1 bronze rows do not parse: aaa_d row 3: {column} "):
+        build_silver(pd.DataFrame(rows, columns=BRONZE_COLUMNS), DATE_FORMAT)
+
+
+def test_build_silver_reports_every_bad_column_of_a_row():
+    row = _bronze_row("AAA", "2024-01-02", "10", 7, source_file="aaa_d")
+    row["open"], row["low"] = "", "x"
+    with pytest.raises(ValueError, match=r"aaa_d row 7: open, low not parseable"):
+        build_silver(pd.DataFrame([row], columns=BRONZE_COLUMNS), DATE_FORMAT)
+
+
+def test_build_silver_of_synthetic_bronze_recovers_generated_prices():
+    source = {
+        "kind": "synthetic",
+        "synthetic": {"seed": 5, "symbols": ["BBB", "AAA"], "start": "2024-01-01", "sessions": 30},
+    }
+    silver = build_silver(extract_prices({}, source, "run-1"), DATE_FORMAT)
+    expected = (
+        generate_ohlcv(["BBB", "AAA"], "2024-01-01", 30, 5)
+        .sort_values(["symbol", "date"])
+        .reset_index(drop=True)
+    )
+    # pd.to_numeric's fast parser may differ from float() in the last bit: compare to 1e-12.
+    pd.testing.assert_frame_equal(
+        silver.drop(columns="ingest_run_id"), expected, check_exact=False, rtol=1e-12
+    )
+
+
+# --- build_features -----------------------------------------------------------------------------
+
+
+def test_build_features_hand_computed_values():
+    prices = _prices()
+    features = build_features(prices, windows=[5], rsi_window=2)
+    assert list(features.columns) == [
+        "symbol",
+        "date",
+        "kmid",
+        "klen",
+        "roc_5",
+        "ma_ratio_5",
+        "std_5",
+        "vma_ratio_5",
+        "rsi_2",
+    ]
+    close = np.asarray(CLOSE)
+    # roc_5 = close / close.shift(5) - 1
+    assert features["roc_5"].iloc[:5].isna().all()
+    assert features["roc_5"].iloc[5] == pytest.approx(12.0 / 10.0 - 1)  # 0.2
+    assert features["roc_5"].iloc[6] == pytest.approx(10.0 / 8.0 - 1)  # 0.25
+    # ma_ratio_5 at row 4: mean(10, 8, 9, 11, 10) = 9.6
+    assert features["ma_ratio_5"].iloc[:4].isna().all()
+    assert features["ma_ratio_5"].iloc[4] == pytest.approx(10.0 / 9.6 - 1)
+    # std_5 at row 5: sample std of the 5 log returns ending at row 5
+    assert features["std_5"].iloc[5] == pytest.approx(np.std(np.diff(np.log(close[:6])), ddof=1))
+    assert features["std_5"].iloc[:5].isna().all()  # row 4 has only 4 returns
+    # vma_ratio_5 at row 4: volume 500 / mean(100..500) = 500/300
+    assert features["vma_ratio_5"].iloc[4] == pytest.approx(500.0 / 300.0 - 1)
+    # kmid = (close - open) / open, klen = (high - low) / open; open = close - 1
+    assert features["kmid"].iloc[0] == pytest.approx(1.0 / 9.0)
+    assert features["klen"].iloc[1] == pytest.approx(4.0 / 7.0)
+    # Wilder RSI(2): gains ewm 0.5, 1.25, ..., 21/32; losses 1, 0.5, ..., 59/32 - 21/32
+    assert np.isnan(features["rsi_2"].iloc[1])
+    assert features["rsi_2"].iloc[2] == pytest.approx(1 / 3)
+    assert features["rsi_2"].iloc[3] == pytest.approx(5 / 7)
+    assert features["rsi_2"].iloc[6] == pytest.approx(21 / 59)
+
+
+def test_build_features_one_row_per_symbol_session_and_symbols_independent(synthetic_prices):
+    features = build_features(synthetic_prices, [5, 10], 5)
+    assert len(features) == len(synthetic_prices)
+    assert not features.duplicated(["symbol", "date"]).any()
+    alone = build_features(synthetic_prices[synthetic_prices.symbol == "BBB"], [5, 10], 5)
+    within = features[features.symbol == "BBB"].reset_index(drop=True)
+    pd.testing.assert_frame_equal(within, alone.reset_index(drop=True))
+    # Warm-up: the longest window (10 returns for std_10) leaves the first 10 rows incomplete.
+    complete = features.drop(columns=["symbol", "date"]).notna().all(axis=1)
+    assert complete.groupby(features.symbol).apply(lambda s: int((~s).sum())).tolist() == [10] * 3
+
+
+def test_build_features_replaces_infinities_with_nan():
+    prices = _prices()
+    prices.loc[3, "open"] = 0.0  # kmid and klen divide by open
+    features = build_features(prices, [5], 2)
+    assert np.isnan(features.loc[3, "kmid"])
+    assert np.isnan(features.loc[3, "klen"])
+    assert not np.isinf(features.drop(columns=["symbol", "date"]).to_numpy()).any()
+
+
+# --- build_labels -------------------------------------------------------------------------------
+
+
+def test_build_labels_horizon_2_hand_computed():
+    labels = build_labels(_prices(), horizon=2)
+    assert list(labels.columns) == [
+        "symbol",
+        "date",
+        "target_date",
+        "forward_return",
+        "label_up",
+        "horizon",
+    ]
+    assert labels["forward_return"].iloc[0] == pytest.approx(9.0 / 10.0 - 1)  # -0.1
+    assert labels["forward_return"].iloc[1] == pytest.approx(11.0 / 8.0 - 1)  # 0.375
+    assert labels["forward_return"].iloc[4] == pytest.approx(0.0)  # 10 -> 10
+    assert labels["forward_return"].iloc[3] == pytest.approx(12.0 / 11.0 - 1)
+    assert labels["label_up"].iloc[:5].tolist() == [0.0, 1.0, 1.0, 1.0, 0.0]
+    # target_date is the session 2 rows later (Fri 5 Jan -> Tue 9 Jan crosses a weekend)
+    assert labels["target_date"].iloc[0] == DATES[2]
+    assert labels["target_date"].iloc[4] == DATES[6]
+    assert (labels["horizon"] == 2).all()
+
+
+def test_build_labels_nan_where_horizon_passes_data_end():
+    labels = build_labels(_prices(), horizon=2)
+    tail = labels.iloc[-2:]
+    assert tail["target_date"].isna().all()
+    assert tail["forward_return"].isna().all()
+    assert tail["label_up"].isna().all()
+    assert labels.iloc[:-2][["target_date", "forward_return", "label_up"]].notna().all(axis=None)
+
+
+def test_build_labels_do_not_cross_symbols():
+    prices = pd.concat([_prices(symbol="AAA"), _prices(close=[50.0] * 7, symbol="BBB")])
+    labels = build_labels(prices.reset_index(drop=True), horizon=3)
+    aaa = labels[labels.symbol == "AAA"]
+    assert aaa["label_up"].iloc[-3:].isna().all()  # not realised from BBB's first rows
+    assert aaa["forward_return"].iloc[3] == pytest.approx(10.0 / 11.0 - 1)
+    bbb = labels[labels.symbol == "BBB"]
+    assert bbb["forward_return"].iloc[:4].tolist() == [0.0] * 4
+
+
+def test_build_labels_rejects_horizon_below_one():
+    with pytest.raises(ValueError, match="horizon must be"):
+        build_labels(_prices(), horizon=0)
+
+
+# --- build_model_input --------------------------------------------------------------------------
+
+
+def test_build_model_input_flags_feature_warmup_and_unlabelled_tail():
+    prices = _prices()
+    features = build_features(prices, [3], 2)
+    labels = build_labels(prices, horizon=2)
+    model_input = build_model_input(features, labels)
+    assert len(model_input) == len(prices)
+    # roc_3 and std_3 need 3 past closes: rows 0-2 are in warm-up.
+    assert model_input["has_features"].tolist() == [False] * 3 + [True] * 4
+    # The last 2 rows have no realised label.
+    assert model_input["is_trainable"].tolist() == [False] * 3 + [True] * 2 + [False] * 2
+    assert model_input.loc[3, "forward_return"] == pytest.approx(12.0 / 11.0 - 1)
+    assert model_input.loc[3, "target_date"] == DATES[5]
+
+
+def test_build_model_input_joins_labels_by_symbol_and_date(model_input, synthetic_prices):
+    labels = build_labels(synthetic_prices, 3)
+    merged = model_input.merge(labels, on=["symbol", "date"], suffixes=("", "_expected"))
+    assert len(merged) == len(model_input) == len(synthetic_prices)
+    np.testing.assert_array_equal(merged["forward_return"], merged["forward_return_expected"])
+    assert (model_input["is_trainable"] <= model_input["has_features"]).all()
+    assert model_input.loc[model_input.is_trainable, "label_up"].notna().all()
+
+
+# --- no look-ahead ------------------------------------------------------------------------------
+
+
+def _perturb_after(prices: pd.DataFrame, cutoff: pd.Timestamp) -> pd.DataFrame:
+    """Multiply every value after ``cutoff`` by a factor that also changes from day to day."""
+    perturbed = prices.copy()
+    after = perturbed["date"] > cutoff
+    steps = perturbed.loc[after].groupby("symbol").cumcount().to_numpy()
+    factor = 3.0 * (1.0 + 0.05 * steps)
+    for column in ["open", "high", "low", "close", "volume"]:
+        perturbed.loc[after, column] = perturbed.loc[after, column] * factor
+    return perturbed
+
+
+@pytest.fixture
+def leakage_case():
+    prices = generate_ohlcv(["AAA", "BBB"], "2023-01-02", 80, seed=21)
+    cutoff = prices["date"].sort_values().unique()[50]
+    return prices, _perturb_after(prices, cutoff), pd.Timestamp(cutoff)
+
+
+def test_features_up_to_t_do_not_depend_on_later_prices(leakage_case):
+    prices, perturbed, cutoff = leakage_case
+    before = build_features(prices, [5, 10, 20], 14)
+    after = build_features(perturbed, [5, 10, 20], 14)
+    past = before["date"] <= cutoff
+    assert past.sum() == 2 * 51
+    pd.testing.assert_frame_equal(before[past], after[past], check_exact=True)
+    # The perturbation is real: features after t do move.
+    assert not np.allclose(before.loc[~past, "roc_5"], after.loc[~past, "roc_5"], equal_nan=True)
+
+
+def test_labels_change_only_where_target_date_is_after_t(leakage_case):
+    prices, perturbed, cutoff = leakage_case
+    before = build_labels(prices, 5)
+    after = build_labels(perturbed, 5)
+    known = before["target_date"] <= cutoff
+    assert known.sum() == 2 * 46
+    pd.testing.assert_frame_equal(before[known], after[known], check_exact=True)
+    later = before["target_date"] > cutoff
+    assert later.sum() > 0
+    changed = ~np.isclose(before.loc[later, "forward_return"], after.loc[later, "forward_return"])
+    assert changed.all()

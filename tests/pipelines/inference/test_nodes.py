@@ -1,0 +1,147 @@
+"""Inference node: score the latest sessions with a ServingModel built by hand (no MLflow)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+from sklearn.linear_model import LogisticRegression
+from sklearn.pipeline import make_pipeline
+from sklearn.preprocessing import StandardScaler
+
+from stock_ml.gold_schema import feature_columns
+from stock_ml.io import ServingModel
+from stock_ml.pipelines.inference.nodes import score_latest_sessions
+
+HORIZON = 3
+PREDICTION_COLUMNS = [
+    "target_prediction_date",
+    "symbol",
+    "as_of_date",
+    "score",
+    "predicted_up",
+    "model_name",
+    "model_alias",
+    "model_version",
+    "mlflow_run_id",
+]
+
+
+@pytest.fixture
+def serving(model_input: pd.DataFrame) -> ServingModel:
+    trainable = model_input[model_input.is_trainable]
+    estimator = make_pipeline(StandardScaler(), LogisticRegression(C=0.1, max_iter=500))
+    estimator.fit(trainable[feature_columns(trainable)], trainable["label_up"].astype(int))
+    return ServingModel(
+        model=estimator, name="test_stock_ml_direction", alias="champion", version=7, run_id="r0"
+    )
+
+
+def _key(day) -> str:
+    return f"as_of_date={pd.Timestamp(day):%Y-%m-%d}"
+
+
+def _score(serving, model_input, score_sessions=5, threshold=0.5):
+    return score_latest_sessions(serving, model_input, score_sessions, HORIZON, threshold)
+
+
+def test_keys_cover_exactly_the_last_score_sessions_dates(serving, model_input):
+    predictions = _score(serving, model_input, score_sessions=5)
+    last_dates = np.sort(model_input["date"].unique())[-5:]
+    assert list(predictions) == [_key(day) for day in last_dates]
+    for key, frame in predictions.items():
+        assert list(frame.columns) == PREDICTION_COLUMNS
+        assert len(frame) == 3
+        assert frame["as_of_date"].nunique() == 1
+        assert _key(frame["as_of_date"].iloc[0]) == key
+        assert sorted(frame["symbol"]) == ["AAA", "BBB", "CCC"]
+        assert frame.index.tolist() == [0, 1, 2]
+
+
+def test_only_sessions_with_features_are_scored_and_counted(serving, model_input):
+    model_input = model_input.copy()
+    dates = np.sort(model_input["date"].unique())
+    # The last session lost its features for every symbol, the one before for AAA only.
+    model_input.loc[model_input.date == dates[-1], "has_features"] = False
+    model_input.loc[(model_input.date == dates[-2]) & (model_input.symbol == "AAA"), "roc_5"] = (
+        np.nan
+    )
+    model_input.loc[
+        (model_input.date == dates[-2]) & (model_input.symbol == "AAA"), "has_features"
+    ] = False
+    predictions = _score(serving, model_input, score_sessions=4)
+    assert list(predictions) == [_key(day) for day in dates[-5:-1]]
+    assert sorted(predictions[_key(dates[-2])]["symbol"]) == ["BBB", "CCC"]
+
+
+def test_every_prediction_names_the_serving_model(serving, model_input):
+    predictions = _score(serving, model_input)
+    stacked = pd.concat(predictions.values(), ignore_index=True)
+    assert (stacked["model_version"] == 7).all()
+    assert (stacked["model_name"] == "test_stock_ml_direction").all()
+    assert (stacked["model_alias"] == "champion").all()
+    assert (stacked["mlflow_run_id"] == "r0").all()
+
+
+def test_scores_are_the_model_probabilities_of_each_row(serving, model_input):
+    predictions = _score(serving, model_input)
+    stacked = pd.concat(predictions.values(), ignore_index=True)
+    rows = stacked.merge(
+        model_input, left_on=["symbol", "as_of_date"], right_on=["symbol", "date"], how="left"
+    )
+    expected = serving.model.predict_proba(rows[feature_columns(model_input)])[:, 1]
+    np.testing.assert_allclose(rows["score"], expected)
+    assert stacked["score"].between(0, 1).all()
+    # Features are picked by name: a different column order in the table gives the same scores.
+    reordered = model_input[list(reversed(model_input.columns))]
+    again = pd.concat(_score(serving, reordered).values(), ignore_index=True)
+    pd.testing.assert_frame_equal(again, stacked)
+
+
+def test_predicted_up_is_score_at_or_above_threshold(serving, model_input):
+    base = pd.concat(_score(serving, model_input).values(), ignore_index=True)
+    threshold = float(base["score"].median())  # one row sits exactly on the threshold
+    stacked = pd.concat(
+        _score(serving, model_input, threshold=threshold).values(), ignore_index=True
+    )
+    np.testing.assert_array_equal(
+        stacked["predicted_up"], (stacked["score"] >= threshold).astype(int)
+    )
+    assert stacked.loc[stacked["score"] == threshold, "predicted_up"].tolist() == [1]
+    assert 0 < stacked["predicted_up"].sum() < len(stacked)
+    assert set(stacked["predicted_up"].unique()) <= {0, 1}
+
+
+def test_target_prediction_date_is_target_date_where_known(serving, model_input):
+    predictions = _score(serving, model_input, score_sessions=5)
+    stacked = pd.concat(predictions.values(), ignore_index=True)
+    rows = stacked.merge(
+        model_input[["symbol", "date", "target_date"]],
+        left_on=["symbol", "as_of_date"],
+        right_on=["symbol", "date"],
+    )
+    known = rows["target_date"].notna()
+    # 120 sessions, horizon 3: the last 3 sessions have no realised label.
+    assert known.sum() == 2 * 3
+    assert (rows.loc[known, "target_prediction_date"] == rows.loc[known, "target_date"]).all()
+    unknown = rows.loc[~known]
+    expected = unknown["as_of_date"] + pd.offsets.BDay(HORIZON)
+    assert (unknown["target_prediction_date"] == expected).all()
+    # Concretely: the last session is a Friday, so its forecast lands 3 weekdays later.
+    last = pd.Timestamp(model_input["date"].max())
+    assert last.day_name() == "Friday"
+    assert set(unknown.loc[unknown.as_of_date == last, "target_prediction_date"]) == {
+        last + pd.Timedelta(days=5)
+    }
+
+
+def test_no_scorable_session_raises(serving, model_input):
+    empty = model_input.assign(has_features=False)
+    with pytest.raises(ValueError, match="No session has a complete feature vector"):
+        _score(serving, empty)
+
+
+def test_zero_score_sessions_is_rejected(serving, model_input):
+    # dates[-0:] would silently score every session
+    with pytest.raises(ValueError, match="score_sessions must be ≥ 1"):
+        _score(serving, model_input, score_sessions=0)

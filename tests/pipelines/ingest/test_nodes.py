@@ -1,0 +1,220 @@
+"""Ingest nodes and the seeded synthetic generator."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from stock_ml.pipelines.ingest.nodes import (
+    BRONZE_COLUMNS,
+    PRICE_COLUMNS,
+    extract_prices,
+    read_csv_partitions,
+)
+from stock_ml.synthetic import generate_ohlcv
+
+VENDOR_COLUMNS = {
+    "Data": "date",
+    "Otwarcie": "open",
+    "Najwyzszy": "high",
+    "Najnizszy": "low",
+    "Zamkniecie": "close",
+    "Wolumen": "volume",
+}
+CSV_CONF = {"symbol_pattern": "(?P<symbol>[a-z0-9]+)_d", "columns": VENDOR_COLUMNS}
+
+
+def _vendor_file(dates: list[str], first_close: float, extra: bool = False) -> pd.DataFrame:
+    """A vendor CSV as CSVDataset loads it with dtype=str (every value is text)."""
+    rows = []
+    for i, day in enumerate(dates):
+        close = first_close + i
+        rows.append(
+            {
+                "Data": day,
+                "Otwarcie": f"{close - 0.5}",
+                "Najwyzszy": f"{close + 1.0}",
+                "Najnizszy": f"{close - 1.0}",
+                "Zamkniecie": f"{close}",
+                "Wolumen": f"{1000 + i}",
+            }
+        )
+    frame = pd.DataFrame(rows)
+    if extra:
+        frame["Uwagi"] = "ignored vendor column"
+    return frame
+
+
+def _loader(frame: pd.DataFrame):
+    return frame.copy  # a fresh copy on every load, like a dataset would
+
+
+def _failing_loader():
+    raise AssertionError("this partition must not be loaded")
+
+
+@pytest.fixture
+def partitions() -> dict:
+    # Deliberately not in sorted order: the node must read partitions sorted by id.
+    return {
+        "xyz_d": _loader(_vendor_file(["2024-01-02", "2024-01-03"], 50.0)),
+        "abc_d": _loader(_vendor_file(["2024-01-02", "2024-01-03", "2024-01-04"], 10.0, True)),
+    }
+
+
+# --- read_csv_partitions ------------------------------------------------------------------------
+
+
+def test_read_csv_partitions_extracts_upper_case_symbol_from_file_name(partitions):
+    frame = read_csv_partitions(partitions, CSV_CONF)
+    assert frame["symbol"].tolist() == ["ABC"] * 3 + ["XYZ"] * 2
+    assert frame["source_file"].tolist() == ["abc_d"] * 3 + ["xyz_d"] * 2
+
+
+def test_read_csv_partitions_renames_vendor_columns_and_drops_unmapped_ones(partitions):
+    frame = read_csv_partitions(partitions, CSV_CONF)
+    assert list(frame.columns) == ["symbol", *PRICE_COLUMNS, "source_file", "source_row"]
+    assert "Uwagi" not in frame.columns
+    first = frame.iloc[0]
+    assert first["date"] == "2024-01-02"
+    assert first["open"] == "9.5"
+    assert first["high"] == "11.0"
+    assert first["low"] == "9.0"
+    assert first["close"] == "10.0"
+    assert first["volume"] == "1000"
+    assert frame.loc[frame.symbol == "XYZ", "close"].tolist() == ["50.0", "51.0"]
+
+
+def test_read_csv_partitions_numbers_source_rows_from_2_per_file(partitions):
+    frame = read_csv_partitions(partitions, CSV_CONF)
+    assert frame.loc[frame.symbol == "ABC", "source_row"].tolist() == [2, 3, 4]
+    assert frame.loc[frame.symbol == "XYZ", "source_row"].tolist() == [2, 3]
+
+
+def test_read_csv_partitions_rejects_file_name_not_matching_pattern(partitions):
+    partitions["abc_daily"] = _loader(_vendor_file(["2024-01-02"], 1.0))
+    with pytest.raises(ValueError, match=r"abc_daily: file name does not match symbol_pattern"):
+        read_csv_partitions(partitions, CSV_CONF)
+
+
+def test_read_csv_partitions_pattern_must_match_whole_name(partitions):
+    # "abc_d_old" contains a match for the pattern but is not one: fullmatch, not search.
+    partitions["abc_d_old"] = _loader(_vendor_file(["2024-01-02"], 1.0))
+    with pytest.raises(ValueError, match="abc_d_old"):
+        read_csv_partitions(partitions, CSV_CONF)
+
+
+def test_read_csv_partitions_missing_column_names_the_file_and_the_column(partitions):
+    partitions["bad_d"] = _loader(_vendor_file(["2024-01-02"], 1.0).drop(columns=["Wolumen"]))
+    with pytest.raises(ValueError, match=r"bad_d: missing columns \['Wolumen'\]"):
+        read_csv_partitions(partitions, CSV_CONF)
+
+
+def test_read_csv_partitions_rejects_mapping_without_a_price_column(partitions):
+    mapping = {k: v for k, v in VENDOR_COLUMNS.items() if v != "close"}
+    with pytest.raises(ValueError, match=r"maps nothing to \['close'\]"):
+        read_csv_partitions(partitions, {**CSV_CONF, "columns": mapping})
+
+
+def test_read_csv_partitions_rejects_an_empty_folder():
+    with pytest.raises(ValueError, match="no files"):
+        read_csv_partitions({}, CSV_CONF)
+
+
+# --- extract_prices -----------------------------------------------------------------------------
+
+
+SYNTHETIC = {"seed": 3, "symbols": ["AAA", "BBB"], "start": "2024-01-01", "sessions": 15}
+
+
+def _synthetic_source(**overrides) -> dict:
+    return {"kind": "synthetic", "synthetic": {**SYNTHETIC, **overrides}}
+
+
+def test_extract_prices_csv_folder_stamps_lineage_and_keeps_text(partitions):
+    bronze = extract_prices(partitions, {"kind": "csv_folder", "csv": CSV_CONF}, "run-42")
+    assert list(bronze.columns) == BRONZE_COLUMNS
+    assert len(bronze) == 5
+    assert (bronze["source"] == "csv_folder").all()
+    assert (bronze["ingest_run_id"] == "run-42").all()
+    for column in PRICE_COLUMNS:
+        assert bronze[column].map(type).eq(str).all(), column
+    assert bronze["source_row"].tolist() == [2, 3, 4, 2, 3]
+
+
+def test_extract_prices_synthetic_is_reproducible_for_a_seed():
+    first = extract_prices({}, _synthetic_source(), "run-1")
+    second = extract_prices({}, _synthetic_source(), "run-1")
+    pd.testing.assert_frame_equal(first, second, check_exact=True)
+    other_seed = extract_prices({}, _synthetic_source(seed=4), "run-1")
+    assert not first["close"].equals(other_seed["close"])
+
+
+def test_extract_prices_synthetic_rows_carry_run_id_and_bronze_schema():
+    bronze = extract_prices({}, _synthetic_source(), "run-xyz")
+    assert list(bronze.columns) == BRONZE_COLUMNS
+    assert len(bronze) == 2 * 15
+    assert (bronze["ingest_run_id"] == "run-xyz").all()
+    assert (bronze["source"] == "synthetic").all()
+    assert (bronze["source_file"] == "synthetic(seed=3)").all()
+    for column in PRICE_COLUMNS:
+        assert bronze[column].map(type).eq(str).all(), column
+    assert bronze["date"].iloc[0] == "2024-01-01"
+    assert bronze.groupby("symbol")["source_row"].apply(list).tolist() == [list(range(1, 16))] * 2
+
+
+def test_extract_prices_synthetic_text_round_trips_to_generated_floats():
+    bronze = extract_prices({}, _synthetic_source(), "run-1")
+    prices = generate_ohlcv(["AAA", "BBB"], "2024-01-01", 15, 3)
+    for column in ["open", "high", "low", "close", "volume"]:
+        np.testing.assert_array_equal(bronze[column].astype(float).to_numpy(), prices[column])
+
+
+def test_extract_prices_synthetic_does_not_load_csv_partitions():
+    lazy = {"never_d": _failing_loader}
+    bronze = extract_prices(lazy, _synthetic_source(), "run-1")
+    assert len(bronze) == 30
+
+
+def test_extract_prices_rejects_unknown_kind():
+    with pytest.raises(ValueError, match=r"ingest.source.kind must be .* got 'ftp'"):
+        extract_prices({}, {"kind": "ftp"}, "run-1")
+
+
+# --- generate_ohlcv -----------------------------------------------------------------------------
+
+
+def test_generate_ohlcv_is_reproducible_and_seed_dependent():
+    a = generate_ohlcv(["AAA", "BBB"], "2024-01-01", 50, seed=1)
+    b = generate_ohlcv(["AAA", "BBB"], "2024-01-01", 50, seed=1)
+    c = generate_ohlcv(["AAA", "BBB"], "2024-01-01", 50, seed=2)
+    pd.testing.assert_frame_equal(a, b, check_exact=True)
+    assert not np.allclose(a["close"], c["close"])
+
+
+def test_generate_ohlcv_prices_are_consistent_and_positive():
+    prices = generate_ohlcv(["AAA", "BBB", "CCC"], "2024-01-01", 200, seed=9)
+    assert (prices["high"] >= prices[["open", "close"]].max(axis=1)).all()
+    assert (prices["low"] <= prices[["open", "close"]].min(axis=1)).all()
+    assert (prices[["open", "high", "low", "close"]] > 0).all(axis=None)
+    assert (prices["volume"] > 0).all()
+    assert (prices["volume"] == prices["volume"].round()).all()
+
+
+def test_generate_ohlcv_one_row_per_symbol_and_weekday_session():
+    prices = generate_ohlcv(["AAA", "BBB"], "2024-01-05", 4, seed=0)  # a Friday
+    assert list(prices.columns) == ["symbol", "date", "open", "high", "low", "close", "volume"]
+    assert len(prices) == 8
+    assert not prices.duplicated(["symbol", "date"]).any()
+    expected_dates = pd.to_datetime(["2024-01-05", "2024-01-08", "2024-01-09", "2024-01-10"])
+    for symbol in ["AAA", "BBB"]:
+        dates = prices.loc[prices.symbol == symbol, "date"]
+        assert dates.tolist() == expected_dates.tolist()
+    assert prices.equals(prices.sort_values(["symbol", "date"]))
+
+
+@pytest.mark.parametrize(("symbols", "sessions"), [([], 10), (["AAA"], 0)])
+def test_generate_ohlcv_rejects_empty_universe(symbols, sessions):
+    with pytest.raises(ValueError, match="at least one symbol and one session"):
+        generate_ohlcv(symbols, "2024-01-01", sessions, seed=0)

@@ -1,0 +1,259 @@
+"""Monitoring nodes: matured accuracy, PSI / KS feature drift, the monitoring figure."""
+
+from __future__ import annotations
+
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
+import pytest
+from matplotlib.figure import Figure
+
+from stock_ml.pipelines.monitoring.nodes import (
+    feature_drift,
+    matured_performance,
+    plot_monitoring,
+    population_stability_index,
+)
+
+DAY1 = pd.Timestamp("2024-03-04")
+DAY2 = pd.Timestamp("2024-03-05")
+DAY3 = pd.Timestamp("2024-03-06")
+
+
+def _predictions(as_of, rows, version=1, name="m"):
+    """One prediction-log partition: rows are (symbol, score, predicted_up)."""
+    return pd.DataFrame(
+        {
+            "target_prediction_date": as_of + pd.offsets.BDay(2),
+            "symbol": [r[0] for r in rows],
+            "as_of_date": as_of,
+            "score": [r[1] for r in rows],
+            "predicted_up": [r[2] for r in rows],
+            "model_name": name,
+            "model_alias": "champion",
+            "model_version": version,
+            "mlflow_run_id": f"run-{version}",
+        }
+    )
+
+
+def _labels(rows):
+    """Gold labels: rows are (symbol, date, label_up) with NaN for unrealised labels."""
+    frame = pd.DataFrame(rows, columns=["symbol", "date", "label_up"])
+    frame["forward_return"] = np.where(frame["label_up"] == 1.0, 0.01, -0.01)
+    frame.loc[frame["label_up"].isna(), "forward_return"] = np.nan
+    frame["target_date"] = frame["date"] + pd.offsets.BDay(2)
+    frame["horizon"] = 2
+    return frame
+
+
+def _partitions(*frames):
+    return {f"as_of_date={f['as_of_date'].iloc[0]:%Y-%m-%d}": (lambda f=f: f) for f in frames}
+
+
+# --- matured_performance ------------------------------------------------------------------------
+
+
+def test_matured_performance_counts_only_realised_labels():
+    # 3 predictions on DAY1: AAA right, BBB wrong, CCC not matured yet -> 2 matured, 1 correct.
+    predictions = _partitions(
+        _predictions(DAY1, [("AAA", 0.8, 1), ("BBB", 0.7, 1), ("CCC", 0.2, 0)])
+    )
+    labels = _labels([("AAA", DAY1, 1.0), ("BBB", DAY1, 0.0), ("CCC", DAY1, np.nan)])
+    performance = matured_performance(predictions, labels)
+    assert len(performance) == 1
+    row = performance.iloc[0]
+    assert row["as_of_date"] == DAY1
+    assert row["model_name"] == "m"
+    assert row["model_version"] == 1
+    assert row["matured_predictions"] == 2
+    assert row["correct"] == 1
+    assert row["accuracy"] == pytest.approx(0.5)
+    assert row["mean_score"] == pytest.approx((0.8 + 0.7) / 2)  # CCC's 0.2 is not matured
+
+
+def test_matured_performance_groups_by_date_and_model_version():
+    predictions = _partitions(
+        _predictions(DAY2, [("AAA", 0.9, 1), ("BBB", 0.1, 0)], version=2),
+        _predictions(DAY1, [("AAA", 0.6, 1), ("BBB", 0.4, 0)], version=1),
+        _predictions(DAY3, [("AAA", 0.6, 1), ("BBB", 0.4, 0)], version=2),  # nothing matured
+    )
+    labels = _labels(
+        [
+            ("AAA", DAY1, 0.0),
+            ("BBB", DAY1, 0.0),
+            ("AAA", DAY2, 1.0),
+            ("BBB", DAY2, 0.0),
+            ("AAA", DAY3, np.nan),
+            ("BBB", DAY3, np.nan),
+        ]
+    )
+    performance = matured_performance(predictions, labels)
+    assert performance["as_of_date"].tolist() == [DAY1, DAY2]
+    assert performance["model_version"].tolist() == [1, 2]
+    assert performance["matured_predictions"].tolist() == [2, 2]
+    assert performance["correct"].tolist() == [1, 2]
+    assert performance["accuracy"].tolist() == [0.5, 1.0]
+
+
+def test_matured_performance_ignores_predictions_without_a_label_row():
+    predictions = _partitions(_predictions(DAY1, [("AAA", 0.8, 1), ("ZZZ", 0.8, 1)]))
+    labels = _labels([("AAA", DAY1, 0.0)])
+    performance = matured_performance(predictions, labels)
+    assert performance["matured_predictions"].tolist() == [1]
+    assert performance["accuracy"].tolist() == [0.0]
+
+
+# --- population_stability_index -----------------------------------------------------------------
+
+
+def test_psi_of_identical_distributions_is_about_zero():
+    rng = np.random.default_rng(0)
+    reference = rng.normal(size=5000)
+    assert population_stability_index(reference, reference.copy(), 10) == pytest.approx(0.0)
+    same_law = rng.normal(size=5000)
+    assert 0.0 <= population_stability_index(reference, same_law, 10) < 0.01
+
+
+def test_psi_of_a_shifted_distribution_is_large():
+    rng = np.random.default_rng(1)
+    reference = rng.normal(size=5000)
+    assert population_stability_index(reference, rng.normal(1.0, 1.0, 5000), 10) > 0.25
+    small = population_stability_index(reference, rng.normal(0.1, 1.0, 5000), 10)
+    large = population_stability_index(reference, rng.normal(1.0, 1.0, 5000), 10)
+    assert small < large
+
+
+def test_psi_counts_values_outside_reference_range_in_outer_bins():
+    reference = np.arange(100, dtype=float)  # 10 decile bins of 10 values + 2 empty outer bins
+    below = population_stability_index(reference, np.full(50, -1e6), 10)
+    above = population_stability_index(reference, np.full(50, 1e6), 10)
+    # Everything lands in one outer bin (reference share floored to 1e-6); the 10 deciles empty.
+    expected = (1 - 1e-6) * np.log(1 / 1e-6) + 10 * (1e-6 - 0.1) * np.log(1e-6 / 0.1)
+    assert below == pytest.approx(expected)
+    assert above == pytest.approx(expected), "out-of-range drift counts the same on both sides"
+    # Half the current mass beyond each end: the two outer bins hold all of it.
+    split = np.r_[np.full(50, -5.0), np.full(50, 500.0)]
+    expected_split = 2 * (0.5 - 1e-6) * np.log(0.5 / 1e-6) + 10 * (1e-6 - 0.1) * np.log(1e-6 / 0.1)
+    assert population_stability_index(reference, split, 10) == pytest.approx(expected_split)
+    # A value equal to the reference minimum is inside the range, not in the outer bin.
+    assert population_stability_index(reference, np.zeros(10), 10) == pytest.approx(
+        (1 - 0.1) * np.log(1 / 0.1) + 9 * (1e-6 - 0.1) * np.log(1e-6 / 0.1)
+    )
+
+
+def test_psi_detects_drift_from_a_constant_reference():
+    reference = np.zeros(100)
+    assert population_stability_index(reference, np.full(100, 5.0), 10) > 0.25
+    assert population_stability_index(reference, np.full(100, -5.0), 10) > 0.25
+    assert population_stability_index(reference, np.zeros(100), 10) == pytest.approx(0.0)
+    # heavily tied: 95 zeros and 5 ones, current all ones
+    tied = np.r_[np.zeros(95), np.ones(5)]
+    assert population_stability_index(tied, np.ones(100), 10) > 0.25
+
+
+# --- feature_drift ------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def drift_inputs():
+    rng = np.random.default_rng(5)
+    ref_dates = pd.bdate_range("2024-01-01", periods=100)
+    reference = pd.DataFrame(
+        {
+            "symbol": "AAA",
+            "date": ref_dates,
+            "stable": rng.normal(size=100),
+            "shifted": rng.normal(size=100),
+        }
+    )
+    dates = pd.bdate_range("2024-06-03", periods=30)
+    # Session 29 has no features, so window_sessions=20 covers sessions 9..28.
+    in_window = np.arange(30) >= 9
+    model_input = pd.DataFrame(
+        {
+            "symbol": "AAA",
+            "date": dates,
+            "stable": rng.normal(size=30),
+            # Shifted by 3 sd only inside the window; outside it, far away the other way.
+            "shifted": np.where(in_window, rng.normal(3.0, 1.0, 30), -50.0),
+            "target_date": pd.NaT,
+            "forward_return": np.nan,
+            "label_up": np.nan,
+            "horizon": 2,
+            "has_features": True,
+            "is_trainable": False,
+        }
+    )
+    # The last session has no complete features (e.g. a NaN) and is not part of the window.
+    model_input.loc[29, ["stable", "shifted"]] = [np.nan, np.nan]
+    model_input.loc[29, "has_features"] = False
+    return reference, model_input, dates
+
+
+def test_feature_drift_one_row_per_feature_sorted_by_psi(drift_inputs):
+    reference, model_input, dates = drift_inputs
+    drift = feature_drift(reference, model_input, window_sessions=20, bins=10)
+    assert sorted(drift["feature"]) == ["shifted", "stable"]
+    assert len(drift) == 2
+    assert drift["feature"].tolist() == ["shifted", "stable"]
+    assert drift["psi"].is_monotonic_decreasing
+    shifted = drift.set_index("feature").loc["shifted"]
+    assert shifted["psi"] > 0.25
+    assert shifted["ks_statistic"] > 0.7
+
+
+def test_feature_drift_compares_the_last_window_sessions_with_features(drift_inputs):
+    reference, model_input, dates = drift_inputs
+    drift = feature_drift(reference, model_input, window_sessions=20, bins=10).set_index("feature")
+    # Sessions 9..28 have features (29 does not): 20 rows per feature, reference keeps all 100.
+    assert drift["current_rows"].tolist() == [20, 20]
+    assert drift["reference_rows"].tolist() == [100, 100]
+    assert (drift["current_from"] == dates[9]).all()
+    assert (drift["current_to"] == dates[28]).all()
+    # Same computation by hand for the shifted feature.
+    current = model_input.loc[9:28, "shifted"].to_numpy()
+    expected = population_stability_index(reference["shifted"].to_numpy(), current, 10)
+    assert drift.loc["shifted", "psi"] == pytest.approx(expected)
+
+
+def test_feature_drift_ignores_reference_nans(drift_inputs):
+    reference, model_input, _ = drift_inputs
+    reference = reference.copy()
+    reference.loc[:9, "stable"] = np.nan
+    drift = feature_drift(reference, model_input, window_sessions=20, bins=10).set_index("feature")
+    assert drift.loc["stable", "reference_rows"] == 90
+    assert np.isfinite(drift["psi"]).all()
+
+
+# --- plot_monitoring ----------------------------------------------------------------------------
+
+
+def test_plot_monitoring_returns_a_figure_with_two_axes():
+    performance = pd.DataFrame(
+        {
+            "as_of_date": ["2024-03-04", "2024-03-05", "2024-03-05"],  # text, as from CSV
+            "model_name": "m",
+            "model_version": [1, 1, 2],
+            "matured_predictions": [2, 2, 2],
+            "correct": [1, 2, 0],
+            "mean_score": [0.6, 0.5, 0.4],
+            "accuracy": [0.5, 1.0, 0.0],
+        }
+    )
+    drift = pd.DataFrame({"feature": ["roc_5", "std_5", "kmid"], "psi": [0.4, 0.1, 0.01]})
+    figure = plot_monitoring(performance, drift, psi_alert=0.25)
+    try:
+        assert isinstance(figure, Figure)
+        assert len(figure.axes) == 2
+        top, bottom = figure.axes
+        labels = [line.get_label() for line in top.get_lines()]
+        assert labels == ["model v1", "model v2", "coin flip"]
+        assert top.get_ylim() == (0.0, 1.0)
+        np.testing.assert_allclose(top.get_lines()[0].get_ydata(), [0.5, 1.0])
+        assert [patch.get_height() for patch in bottom.patches] == pytest.approx([0.4, 0.1, 0.01])
+        alert = bottom.get_lines()[0]
+        assert list(alert.get_ydata()) == [0.25, 0.25]
+        assert alert.get_label() == "alert PSI 0.25"
+    finally:
+        plt.close(figure)

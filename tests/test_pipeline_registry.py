@@ -1,0 +1,86 @@
+"""The registered pipelines: five stages and the daily / retraining / default groups."""
+
+from __future__ import annotations
+
+import pytest
+from kedro.framework.project import configure_project
+
+from stock_ml.pipeline_registry import register_pipelines
+
+STAGES = ["ingest", "feature_store", "training", "inference", "monitoring"]
+
+
+@pytest.fixture(scope="module")
+def pipelines():
+    configure_project("stock_ml")
+    return register_pipelines()
+
+
+def _names(pipeline) -> set[str]:
+    return {node.name for node in pipeline.nodes}
+
+
+def test_registered_pipeline_names(pipelines):
+    assert set(pipelines) == {*STAGES, "daily", "retraining", "__default__"}
+
+
+def test_stage_pipelines_hold_their_nodes(pipelines):
+    assert _names(pipelines["ingest"]) == {"extract_prices"}
+    assert _names(pipelines["feature_store"]) == {
+        "build_silver",
+        "build_features",
+        "build_labels",
+        "build_model_input",
+    }
+    assert _names(pipelines["training"]) == {
+        "split_by_date",
+        "train_model",
+        "evaluate_model",
+        "register_model",
+        "reference_features",
+    }
+    assert _names(pipelines["inference"]) == {"score_latest_sessions"}
+    assert _names(pipelines["monitoring"]) == {
+        "matured_performance",
+        "feature_drift",
+        "plot_monitoring",
+    }
+    for stage in STAGES:
+        assert all(stage in node.tags for node in pipelines[stage].nodes), stage
+
+
+def test_daily_refreshes_data_scores_and_monitors_but_never_trains(pipelines):
+    daily = pipelines["daily"]
+    assert not _names(daily) & _names(pipelines["training"])
+    assert not any("training" in node.tags for node in daily.nodes)
+    assert _names(daily) == set().union(
+        *(_names(pipelines[s]) for s in ["ingest", "feature_store", "inference", "monitoring"])
+    )
+    # The champion is read from the registry, never produced in the daily run.
+    assert "champion_model" in daily.inputs()
+
+
+def test_retraining_refreshes_data_and_trains_but_never_scores(pipelines):
+    retraining = pipelines["retraining"]
+    assert not _names(retraining) & _names(pipelines["inference"])
+    assert not any("inference" in node.tags for node in retraining.nodes)
+    assert not _names(retraining) & _names(pipelines["monitoring"])
+    assert _names(retraining) == set().union(
+        *(_names(pipelines[s]) for s in ["ingest", "feature_store", "training"])
+    )
+    assert "champion_model" in retraining.all_outputs()
+
+
+def test_default_contains_every_node_of_the_five_stages(pipelines):
+    default = pipelines["__default__"]
+    every_stage = set().union(*(_names(pipelines[s]) for s in STAGES))
+    assert _names(default) == every_stage
+    assert len(default.nodes) == sum(len(pipelines[s].nodes) for s in STAGES) == 14
+
+
+def test_default_runs_stages_in_dependency_order(pipelines):
+    order = [node.name for node in pipelines["__default__"].nodes]  # topologically sorted
+    assert order.index("extract_prices") < order.index("build_silver")
+    assert order.index("build_model_input") < order.index("split_by_date")
+    assert order.index("register_model") < order.index("score_latest_sessions")
+    assert order.index("score_latest_sessions") < order.index("matured_performance")
