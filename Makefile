@@ -34,6 +34,8 @@ $(STAMP): pyproject.toml requirements.lock
 	$(BIN)/uv pip install --quiet --python $(BIN)/python -r requirements.lock -e ".[dev]"
 	touch $@
 
+# Rich wraps log lines at 80 columns when not on a terminal; keep output paths on one line.
+run: export COLUMNS ?= 180
 run: install
 	$(BIN)/kedro run --env $(ENV)
 

@@ -3,11 +3,18 @@
 from __future__ import annotations
 
 import logging
+from pathlib import Path
 
 from kedro.framework.hooks import hook_impl
 from kedro.io import MemoryDataset
 
 logger = logging.getLogger(__name__)
+
+
+def _relative(where: str) -> str:
+    """A path relative to the working directory (the project root) when it lies below it."""
+    path = Path(where)
+    return str(path.relative_to(Path.cwd())) if path.is_relative_to(Path.cwd()) else where
 
 
 class RunSummaryHook:
@@ -28,7 +35,7 @@ class RunSummaryHook:
                 described.get("filepath") or described.get("path") or described.get("model_name")
             )
             if where:
-                lines.append(f"{name}: {where}")
+                lines.append(f"{name}: {_relative(where)}")
         import mlflow  # imported here: only runs that finish need it
 
         lines.append(f"mlflow tracking store: {mlflow.get_tracking_uri()}")
