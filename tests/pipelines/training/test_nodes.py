@@ -123,7 +123,7 @@ def test_train_model_fits_on_feature_columns_only(model_input):
 
 def test_evaluate_model_returns_kedro_mlflow_metrics(model_input):
     train, holdout = split_by_date(model_input, holdout_sessions=20)
-    metrics = evaluate_model(train_model(train, MODEL), holdout)
+    metrics = evaluate_model(train_model(train, MODEL), holdout, 0.5)
     assert set(metrics) == METRIC_NAMES
     for name, metric in metrics.items():
         assert set(metric) == {"value", "step"}, name
@@ -144,11 +144,17 @@ def test_evaluate_model_accuracy_matches_thresholded_predictions(model_input):
     estimator = train_model(train, MODEL)
     proba = estimator.predict_proba(holdout[feature_columns(holdout)])[:, 1]
     expected = np.mean((proba >= 0.5).astype(int) == holdout["label_up"].astype(int))
-    metrics = evaluate_model(estimator, holdout)
+    metrics = evaluate_model(estimator, holdout, 0.5)
     assert metrics["holdout_accuracy"]["value"] == pytest.approx(expected)
     # Column order of the holdout does not matter: features are selected by name.
     shuffled = holdout[list(reversed(holdout.columns))]
-    assert evaluate_model(estimator, shuffled) == metrics
+    assert evaluate_model(estimator, shuffled, 0.5) == metrics
+    # The threshold comes from conf: a different one changes the predicted classes accordingly.
+    strict = float(np.quantile(proba, 0.75))
+    expected_strict = np.mean((proba >= strict).astype(int) == holdout["label_up"].astype(int))
+    assert evaluate_model(estimator, holdout, strict)["holdout_accuracy"]["value"] == pytest.approx(
+        expected_strict
+    )
 
 
 def test_model_learns_a_label_that_is_a_function_of_one_feature():
@@ -156,7 +162,7 @@ def test_model_learns_a_label_that_is_a_function_of_one_feature():
     train, holdout = rows.iloc[:300], rows.iloc[300:].reset_index(drop=True)
     estimator = train_model(train, MODEL)
     assert list(estimator.feature_names_in_) == ["signal", "noise"]
-    metrics = evaluate_model(estimator, holdout)
+    metrics = evaluate_model(estimator, holdout, 0.5)
     assert metrics["holdout_accuracy"]["value"] > 0.9
     assert metrics["holdout_roc_auc"]["value"] > 0.95
     assert metrics["holdout_accuracy"]["value"] > metrics["baseline_always_up_accuracy"]["value"]
@@ -169,7 +175,7 @@ def test_evaluate_model_roc_auc_is_nan_for_a_single_class_holdout():
     rows = _separable_rows(200, seed=4)
     estimator = train_model(rows, MODEL)
     all_up = rows[rows["label_up"] == 1.0].reset_index(drop=True)
-    metrics = evaluate_model(estimator, all_up)
+    metrics = evaluate_model(estimator, all_up, 0.5)
     assert math.isnan(metrics["holdout_roc_auc"]["value"])
     assert metrics["baseline_always_up_accuracy"]["value"] == 1.0
     assert metrics["holdout_rows"]["value"] == float(len(all_up))

@@ -26,7 +26,8 @@ def build_silver(bronze: pd.DataFrame, date_format: str) -> pd.DataFrame:
     typed = bronze[["symbol"]].copy()
     typed["date"] = pd.to_datetime(bronze["date"], format=date_format, errors="coerce")
     for field in PRICE_FIELDS:
-        typed[field] = pd.to_numeric(bronze[field], errors="coerce")
+        # float64 always: an all-integer volume column must not change the table's schema
+        typed[field] = pd.to_numeric(bronze[field], errors="coerce").astype("float64")
     bad = typed[["date", *PRICE_FIELDS]].isna()
     if bad.any(axis=None):
         where = bronze.loc[bad.any(axis=1), ["source_file", "source_row"]].head(5)
@@ -84,7 +85,15 @@ def build_features(silver: pd.DataFrame, windows: list[int], rsi_window: int) ->
         for _, group in silver.groupby("symbol", sort=True)
     ]
     features = pd.concat(frames, ignore_index=True)
-    features = features.replace([np.inf, -np.inf], np.nan)
+    values = features.drop(columns=KEYS)
+    infinite = np.isinf(values.to_numpy())
+    if infinite.any():
+        # e.g. a volume ratio over a window of zero volume: undefined, so missing, and said so
+        per_feature = dict(zip(values.columns, infinite.sum(axis=0).tolist(), strict=True))
+        logger.warning(
+            "Infinite feature values set to NaN: %s", {k: v for k, v in per_feature.items() if v}
+        )
+        features[values.columns] = values.replace([np.inf, -np.inf], np.nan)
     logger.info("Gold features: %d rows × %d features", len(features), features.shape[1] - 2)
     return features
 

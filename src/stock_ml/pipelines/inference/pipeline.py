@@ -15,7 +15,7 @@ def create_pipeline(**kwargs) -> Pipeline:
                     "gold_model_input",
                     "params:inference.score_sessions",
                     "params:feature_store.label.horizon",
-                    "params:inference.threshold",
+                    "params:decision_threshold",
                 ],
                 outputs="predictions",
                 name="score_latest_sessions",

@@ -71,11 +71,13 @@ def train_model(train: pd.DataFrame, model: dict) -> Pipeline:
     return estimator
 
 
-def evaluate_model(estimator: Pipeline, holdout: pd.DataFrame) -> dict[str, dict[str, float]]:
+def evaluate_model(
+    estimator: Pipeline, holdout: pd.DataFrame, threshold: float
+) -> dict[str, dict[str, float]]:
     """Holdout metrics of the model and of the always-up baseline, as kedro-mlflow metrics."""
     y = holdout["label_up"].astype(int).to_numpy()
     proba = estimator.predict_proba(holdout[list(estimator.feature_names_in_)])[:, 1]
-    predicted = (proba >= 0.5).astype(int)
+    predicted = (proba >= threshold).astype(int)
     metrics = {
         "holdout_accuracy": accuracy_score(y, predicted),
         "holdout_roc_auc": roc_auc_score(y, proba) if len(np.unique(y)) == 2 else float("nan"),

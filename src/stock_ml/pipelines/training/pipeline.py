@@ -28,7 +28,7 @@ def create_pipeline(**kwargs) -> Pipeline:
             ),
             node(
                 evaluate_model,
-                inputs=["fitted_model", "holdout_rows"],
+                inputs=["fitted_model", "holdout_rows", "params:decision_threshold"],
                 outputs="training_metrics",
                 name="evaluate_model",
             ),
