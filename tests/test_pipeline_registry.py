@@ -1,4 +1,4 @@
-"""The registered pipelines: five stages and the daily / retraining / default groups."""
+"""The registered pipelines: six stages and the daily / retraining / default groups."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from kedro.framework.project import configure_project
 
 from stock_ml.pipeline_registry import register_pipelines
 
-STAGES = ["ingest", "feature_store", "training", "inference", "monitoring"]
+STAGES = ["ingest", "silver", "feature_store", "training", "inference", "monitoring"]
 
 
 @pytest.fixture(scope="module")
@@ -26,8 +26,8 @@ def test_registered_pipeline_names(pipelines):
 
 def test_stage_pipelines_hold_their_nodes(pipelines):
     assert _names(pipelines["ingest"]) == {"extract_prices"}
+    assert _names(pipelines["silver"]) == {"validate_prices", "data_health"}
     assert _names(pipelines["feature_store"]) == {
-        "build_silver",
         "build_features",
         "build_labels",
         "build_model_input",
@@ -54,7 +54,10 @@ def test_daily_refreshes_data_scores_and_monitors_but_never_trains(pipelines):
     assert not _names(daily) & _names(pipelines["training"])
     assert not any("training" in node.tags for node in daily.nodes)
     assert _names(daily) == set().union(
-        *(_names(pipelines[s]) for s in ["ingest", "feature_store", "inference", "monitoring"])
+        *(
+            _names(pipelines[s])
+            for s in ["ingest", "silver", "feature_store", "inference", "monitoring"]
+        )
     )
     # The champion is read from the registry, never produced in the daily run.
     assert "champion_model" in daily.inputs()
@@ -66,21 +69,22 @@ def test_retraining_refreshes_data_and_trains_but_never_scores(pipelines):
     assert not any("inference" in node.tags for node in retraining.nodes)
     assert not _names(retraining) & _names(pipelines["monitoring"])
     assert _names(retraining) == set().union(
-        *(_names(pipelines[s]) for s in ["ingest", "feature_store", "training"])
+        *(_names(pipelines[s]) for s in ["ingest", "silver", "feature_store", "training"])
     )
     assert "champion_model" in retraining.all_outputs()
 
 
-def test_default_contains_every_node_of_the_five_stages(pipelines):
+def test_default_contains_every_node_of_every_stage(pipelines):
     default = pipelines["__default__"]
     every_stage = set().union(*(_names(pipelines[s]) for s in STAGES))
     assert _names(default) == every_stage
-    assert len(default.nodes) == sum(len(pipelines[s].nodes) for s in STAGES) == 14
+    assert len(default.nodes) == sum(len(pipelines[s].nodes) for s in STAGES) == 15
 
 
 def test_default_runs_stages_in_dependency_order(pipelines):
     order = [node.name for node in pipelines["__default__"].nodes]  # topologically sorted
-    assert order.index("extract_prices") < order.index("build_silver")
+    assert order.index("extract_prices") < order.index("validate_prices")
+    assert order.index("validate_prices") < order.index("build_features")
     assert order.index("build_model_input") < order.index("split_by_date")
     assert order.index("register_model") < order.index("score_latest_sessions")
     assert order.index("score_latest_sessions") < order.index("matured_performance")

@@ -8,3 +8,9 @@ from functools import cache
 def run_stamp() -> str:
     """A run id for a manual run: one UTC timestamp per process, so every node agrees on it."""
     return "manual__" + datetime.now(UTC).strftime("%Y-%m-%dT%H.%M.%S.%fZ")
+
+
+@cache
+def today() -> str:
+    """The run date of a manual run: today's UTC date, fixed once per process."""
+    return datetime.now(UTC).date().isoformat()

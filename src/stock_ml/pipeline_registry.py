@@ -1,6 +1,7 @@
 """Project pipelines.
 
-Each stage is its own pipeline folder. Two groups are registered for Airflow: ``daily`` (refresh the
+Each stage is its own pipeline folder (ingest → silver → feature_store → training → inference →
+monitoring). Two groups are registered for Airflow: ``daily`` (refresh the
 data, score with the champion, judge past predictions) and ``retraining`` (refresh the data, train,
 register). ``__default__`` runs every stage once in order.
 
@@ -13,21 +14,23 @@ from __future__ import annotations
 
 from kedro.pipeline import Pipeline
 
-from stock_ml.pipelines import feature_store, inference, ingest, monitoring, training
+from stock_ml.pipelines import feature_store, inference, ingest, monitoring, silver, training
 
 
 def register_pipelines() -> dict[str, Pipeline]:
     stages = {
         "ingest": ingest.create_pipeline(),
+        "silver": silver.create_pipeline(),
         "feature_store": feature_store.create_pipeline(),
         "training": training.create_pipeline(),
         "inference": inference.create_pipeline(),
         "monitoring": monitoring.create_pipeline(),
     }
-    data = stages["ingest"] + stages["feature_store"]
+    data = stages["ingest"] + stages["silver"] + stages["feature_store"]
+    stages_in_order = ["ingest", "silver", "feature_store", "training", "inference", "monitoring"]
     return {
         **stages,
         "daily": data + stages["inference"] + stages["monitoring"],
         "retraining": data + stages["training"],
-        "__default__": data + stages["training"] + stages["inference"] + stages["monitoring"],
+        "__default__": sum((stages[name] for name in stages_in_order), Pipeline([])),
     }

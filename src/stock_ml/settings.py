@@ -2,12 +2,12 @@
 
 Config is merged softly (nested keys of an env override only what they name), so conf/<env>
 holds just what differs from conf/base. ``run_stamp`` gives manual runs a run id; Airflow passes
-its own run id as a runtime param instead.
+its own run id as a runtime param instead; ``today`` is the run date of a manual run.
 """
 
 from kedro.config import OmegaConfigLoader
 
-from stock_ml.config_resolvers import run_stamp
+from stock_ml.config_resolvers import run_stamp, today
 from stock_ml.hooks import RunSummaryHook
 
 HOOKS = (RunSummaryHook(),)
@@ -21,5 +21,5 @@ CONFIG_LOADER_ARGS = {
         "mlflow": ["mlflow*", "mlflow/**"],
     },
     "merge_strategy": {"parameters": "soft", "airflow": "soft", "mlflow": "soft"},
-    "custom_resolvers": {"stock_ml.run_stamp": run_stamp},
+    "custom_resolvers": {"stock_ml.run_stamp": run_stamp, "stock_ml.today": today},
 }

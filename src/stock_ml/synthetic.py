@@ -2,7 +2,7 @@
 
 Tests and the test env need prices that look like a market (random-walk closes with drift and
 volatility per symbol, consistent OHLC, positive volume) without shipping data. Same seed, same
-prices. Sessions are weekdays here; issue #3 moves this onto a real exchange calendar.
+prices. Sessions are those of a real exchange calendar, so silver's session check holds.
 """
 
 from __future__ import annotations
@@ -10,15 +10,23 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from stock_ml.calendars import sessions_from
+
 
 def generate_ohlcv(
-    symbols: list[str], start: str, sessions: int, seed: int, daily_vol: float = 0.02
+    symbols: list[str],
+    start: str,
+    sessions: int,
+    seed: int,
+    *,
+    calendar: str = "XWAR",
+    daily_vol: float = 0.02,
 ) -> pd.DataFrame:
     """Return long-format OHLCV (symbol, date, open, high, low, close, volume), sorted."""
     if sessions < 1 or not symbols:
         raise ValueError(f"need at least one symbol and one session, got {symbols!r}, {sessions}")
     rng = np.random.default_rng(seed)
-    dates = pd.bdate_range(start=start, periods=sessions)
+    dates = sessions_from(calendar, start, sessions)
     frames = []
     for symbol in symbols:
         drift = rng.normal(0.0003, 0.0005)

@@ -43,6 +43,24 @@ def test_bronze_keeps_source_text_and_lineage(root: Path, params: dict) -> None:
     assert bronze["close"].map(type).eq(str).all(), "bronze stores what the source said, as text"
 
 
+def test_every_bronze_row_is_accounted_for(root: Path, params: dict) -> None:
+    bronze = pd.read_parquet(
+        next((root / "02_bronze" / "prices.parquet").iterdir()) / "prices.parquet"
+    )
+    silver = pd.read_parquet(root / "03_silver" / "prices.parquet")
+    quarantine = pd.read_parquet(root / "03_silver" / "quarantine.parquet")
+    accounting = pd.read_parquet(root / "03_silver" / "row_accounting.parquet")
+    assert len(bronze) == len(silver) + len(quarantine) + accounting["exact_duplicates"].sum()
+    assert accounting["rows_read"].sum() == len(bronze)
+    assert quarantine.empty, "the synthetic universe is clean and on the XWAR calendar"
+    health = pd.read_parquet(root / "03_silver" / "data_health.parquet")
+    assert sorted(health["symbol"]) == sorted(params["universe"]["symbols"])
+    assert (health["missing_sessions"] == 0).all()
+    # the synthetic history ends long before the run date: every symbol is stale, and says so
+    assert set(health["status"]) == {"stale"}
+    assert (health["sessions_behind"] > 0).all()
+
+
 def test_silver_is_typed_unique_and_sorted(root: Path) -> None:
     silver = pd.read_parquet(root / "03_silver" / "prices.parquet")
     assert not silver.duplicated(["symbol", "date"]).any()

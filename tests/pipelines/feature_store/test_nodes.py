@@ -1,4 +1,4 @@
-"""Feature store nodes: silver typing, features, labels, model input, and no look-ahead."""
+"""Feature store nodes: features, labels, model input, and no look-ahead."""
 
 from __future__ import annotations
 
@@ -10,9 +10,7 @@ from stock_ml.pipelines.feature_store.nodes import (
     build_features,
     build_labels,
     build_model_input,
-    build_silver,
 )
-from stock_ml.pipelines.ingest.nodes import BRONZE_COLUMNS, extract_prices
 from stock_ml.synthetic import generate_ohlcv
 
 DATE_FORMAT = "%Y-%m-%d"
@@ -53,94 +51,6 @@ def _prices(close=CLOSE, symbol="AAA", dates=DATES) -> pd.DataFrame:
 
 
 # --- build_silver -------------------------------------------------------------------------------
-
-
-def test_build_silver_parses_types():
-    bronze = pd.DataFrame(
-        [_bronze_row("AAA", "2024-01-02", "10.5", 2), _bronze_row("AAA", "2024-01-03", "11", 3)],
-        columns=BRONZE_COLUMNS,
-    )
-    silver = build_silver(bronze, DATE_FORMAT)
-    assert list(silver.columns) == [
-        "symbol",
-        "date",
-        "open",
-        "high",
-        "low",
-        "close",
-        "volume",
-        "ingest_run_id",
-    ]
-    assert pd.api.types.is_datetime64_any_dtype(silver["date"])
-    # volume "1000" is all-integer text; silver's schema must not depend on that
-    for column in ["open", "high", "low", "close", "volume"]:
-        assert silver[column].dtype == np.float64, column
-    assert silver["volume"].tolist() == [1000, 1000]
-    assert silver["date"].tolist() == [pd.Timestamp("2024-01-02"), pd.Timestamp("2024-01-03")]
-    assert silver["close"].tolist() == [10.5, 11.0]
-    assert silver["high"].tolist() == [11.5, 12.0]
-
-
-def test_build_silver_drops_duplicates_keeping_last_and_sorts():
-    rows = [
-        _bronze_row("BBB", "2024-01-03", "50", 2, run_id="run-1"),
-        _bronze_row("AAA", "2024-01-03", "11", 3, run_id="run-1"),
-        _bronze_row("AAA", "2024-01-02", "10", 2, run_id="run-1"),
-        _bronze_row("AAA", "2024-01-03", "99", 3, run_id="run-2"),  # later ingest of same key
-        _bronze_row("BBB", "2024-01-02", "49", 2, run_id="run-2"),
-    ]
-    silver = build_silver(pd.DataFrame(rows, columns=BRONZE_COLUMNS), DATE_FORMAT)
-    assert len(silver) == 4
-    assert not silver.duplicated(["symbol", "date"]).any()
-    assert silver[["symbol", "date"]].apply(tuple, axis=1).tolist() == [
-        ("AAA", pd.Timestamp("2024-01-02")),
-        ("AAA", pd.Timestamp("2024-01-03")),
-        ("BBB", pd.Timestamp("2024-01-02")),
-        ("BBB", pd.Timestamp("2024-01-03")),
-    ]
-    kept = silver[(silver.symbol == "AAA") & (silver.date == "2024-01-03")].iloc[0]
-    assert kept["close"] == 99.0
-    assert kept["ingest_run_id"] == "run-2"
-    assert silver.index.tolist() == [0, 1, 2, 3]
-
-
-@pytest.mark.parametrize(
-    ("field", "value", "column"),
-    [("close", "12,5", "close"), ("volume", "n/a", "volume"), ("date", "2024/01/03", "date")],
-)
-def test_build_silver_unparseable_value_names_file_row_and_column(field, value, column):
-    rows = [
-        _bronze_row("AAA", "2024-01-02", "10", 2, source_file="aaa_d"),
-        _bronze_row("AAA", "2024-01-03", "11", 3, source_file="aaa_d"),
-        _bronze_row("BBB", "2024-01-02", "20", 2, source_file="bbb_d"),
-    ]
-    rows[1][field] = value
-    with pytest.raises(ValueError, match=rf"1 bronze rows do not parse: aaa_d row 3: {column} "):
-        build_silver(pd.DataFrame(rows, columns=BRONZE_COLUMNS), DATE_FORMAT)
-
-
-def test_build_silver_reports_every_bad_column_of_a_row():
-    row = _bronze_row("AAA", "2024-01-02", "10", 7, source_file="aaa_d")
-    row["open"], row["low"] = "", "x"
-    with pytest.raises(ValueError, match=r"aaa_d row 7: open, low not parseable"):
-        build_silver(pd.DataFrame([row], columns=BRONZE_COLUMNS), DATE_FORMAT)
-
-
-def test_build_silver_of_synthetic_bronze_recovers_generated_prices():
-    source = {
-        "kind": "synthetic",
-        "synthetic": {"seed": 5, "symbols": ["BBB", "AAA"], "start": "2024-01-01", "sessions": 30},
-    }
-    silver = build_silver(extract_prices({}, source, "run-1"), DATE_FORMAT)
-    expected = (
-        generate_ohlcv(["BBB", "AAA"], "2024-01-01", 30, 5)
-        .sort_values(["symbol", "date"])
-        .reset_index(drop=True)
-    )
-    # pd.to_numeric's fast parser may differ from float() in the last bit: compare to 1e-12.
-    pd.testing.assert_frame_equal(
-        silver.drop(columns="ingest_run_id"), expected, check_exact=False, rtol=1e-12
-    )
 
 
 # --- build_features -----------------------------------------------------------------------------

@@ -160,7 +160,7 @@ def test_extract_prices_synthetic_rows_carry_run_id_and_bronze_schema():
     assert (bronze["source_file"] == "synthetic(seed=3)").all()
     for column in PRICE_COLUMNS:
         assert bronze[column].map(type).eq(str).all(), column
-    assert bronze["date"].iloc[0] == "2024-01-01"
+    assert bronze["date"].iloc[0] == "2024-01-02", "1 Jan is not a Warsaw session"
     assert bronze.groupby("symbol")["source_row"].apply(list).tolist() == [list(range(1, 16))] * 2
 
 
@@ -200,6 +200,20 @@ def test_generate_ohlcv_prices_are_consistent_and_positive():
     assert (prices[["open", "high", "low", "close"]] > 0).all(axis=None)
     assert (prices["volume"] > 0).all()
     assert (prices["volume"] == prices["volume"].round()).all()
+
+
+def test_generate_ohlcv_follows_the_exchange_calendar():
+    prices = generate_ohlcv(["AAA"], "2023-12-20", 7, seed=0)
+    # XWAR: closed 25/26 Dec (Christmas) and 1 Jan (New Year); weekends skipped
+    assert prices["date"].dt.strftime("%m-%d").tolist() == [
+        "12-20",
+        "12-21",
+        "12-22",
+        "12-27",
+        "12-28",
+        "12-29",
+        "01-02",
+    ]
 
 
 def test_generate_ohlcv_one_row_per_symbol_and_weekday_session():

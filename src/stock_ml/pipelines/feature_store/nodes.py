@@ -1,4 +1,4 @@
-"""Feature store: bronze → silver (typed, deduplicated) → gold (features, labels, model input).
+"""Feature store: silver → gold (features, labels, model input).
 
 Every per-symbol computation looks only backwards (rolling windows end at t) except the label,
 which looks N sessions forward by definition and is stored apart from the features.
@@ -13,42 +13,7 @@ import pandas as pd
 
 logger = logging.getLogger(__name__)
 
-PRICE_FIELDS = ["open", "high", "low", "close", "volume"]
 KEYS = ["symbol", "date"]
-
-
-def build_silver(bronze: pd.DataFrame, date_format: str) -> pd.DataFrame:
-    """Type the bronze text, dedupe on (symbol, date) keeping the latest ingest, sort.
-
-    A value that does not parse is an error naming the file, the row and the column: silently
-    turning it into NaN would poison every feature after it. (Quarantine comes with issue #3.)
-    """
-    typed = bronze[["symbol"]].copy()
-    typed["date"] = pd.to_datetime(bronze["date"], format=date_format, errors="coerce")
-    for field in PRICE_FIELDS:
-        # float64 always: an all-integer volume column must not change the table's schema
-        typed[field] = pd.to_numeric(bronze[field], errors="coerce").astype("float64")
-    bad = typed[["date", *PRICE_FIELDS]].isna()
-    if bad.any(axis=None):
-        where = bronze.loc[bad.any(axis=1), ["source_file", "source_row"]].head(5)
-        first = [
-            f"{row.source_file} row {row.source_row}: "
-            f"{', '.join(c for c in bad.columns if bad.at[i, c])} not parseable"
-            for i, row in where.iterrows()
-        ]
-        raise ValueError(
-            f"{int(bad.any(axis=1).sum())} bronze rows do not parse: " + "; ".join(first)
-        )
-    typed["ingest_run_id"] = bronze["ingest_run_id"]
-    before = len(typed)
-    # Rows keep bronze order within a run; a later ingest run wins over an earlier one.
-    silver = typed.drop_duplicates(subset=KEYS, keep="last")
-    logger.info(
-        "Silver: %d rows, %d duplicates on (symbol, date) dropped",
-        len(silver),
-        before - len(silver),
-    )
-    return silver.sort_values(KEYS).reset_index(drop=True)
 
 
 def _rsi(close: pd.Series, window: int) -> pd.Series:

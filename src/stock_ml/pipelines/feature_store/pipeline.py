@@ -1,4 +1,4 @@
-"""Feature store pipeline: bronze → silver → gold features, labels and model input."""
+"""Feature store pipeline: silver → gold features, labels and model input."""
 
 from kedro.pipeline import Pipeline, node
 
@@ -6,19 +6,12 @@ from stock_ml.pipelines.feature_store.nodes import (
     build_features,
     build_labels,
     build_model_input,
-    build_silver,
 )
 
 
 def create_pipeline(**kwargs) -> Pipeline:
     return Pipeline(
         [
-            node(
-                build_silver,
-                inputs=["bronze_prices", "params:feature_store.date_format"],
-                outputs="silver_prices",
-                name="build_silver",
-            ),
             node(
                 build_features,
                 inputs=[

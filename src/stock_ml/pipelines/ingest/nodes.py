@@ -41,11 +41,16 @@ def read_csv_partitions(
             raise ValueError(
                 f"{partition_id}: file name does not match symbol_pattern {pattern.pattern!r}"
             )
-        raw = partitions[partition_id]()
+        try:
+            raw = partitions[partition_id]()
+        except Exception as error:  # pandas/kedro say why, but not always which file
+            raise ValueError(f"{partition_id}: cannot be read as CSV: {error}") from error
         absent = [column for column in mapping if column not in raw.columns]
         if absent:
+            hint = " (wrong delimiter?)" if len(raw.columns) == 1 else ""
             raise ValueError(
-                f"{partition_id}: missing columns {absent}; the file has {list(raw.columns)}"
+                f"{partition_id}: missing columns {absent}; "
+                f"the header has {list(raw.columns)}{hint}"
             )
         frame = raw[list(mapping)].rename(columns=mapping)
         frame.insert(0, "symbol", match["symbol"].upper())
@@ -66,6 +71,7 @@ def synthetic_source(synthetic: dict) -> pd.DataFrame:
         start=str(synthetic["start"]),
         sessions=int(synthetic["sessions"]),
         seed=int(synthetic["seed"]),
+        calendar=str(synthetic.get("calendar", "XWAR")),
     )
     text = prices.astype({c: str for c in ["open", "high", "low", "close", "volume"]})
     text["date"] = prices["date"].dt.strftime("%Y-%m-%d")

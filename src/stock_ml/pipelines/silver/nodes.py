@@ -1,0 +1,262 @@
+"""Silver: validate, type and deduplicate bronze rows, and account for every one of them.
+
+Each bronze row of a run ends in exactly one place: silver, the quarantine table (with a reason
+code), or the count of exact duplicates. ``validate_prices`` asserts that identity, so a bug that
+loses rows stops the run instead of thinning the data.
+
+The rules are a pandera schema (``price_schema``); a failed check names the reason a row is
+quarantined. Reason codes:
+
+=====================  =================================================================
+missing_<field>        the value is empty
+unparseable_<field>    the text does not parse (a date not in ``date_format``, "n/a" price)
+non_positive_price     open, high, low or close ≤ 0
+negative_volume        volume < 0
+inconsistent_ohlc      high < max(open, close) or low > min(open, close)
+future_date            date after the run date
+not_a_session          date is not a session of the universe's exchange calendar
+unknown_symbol         symbol is not in the universe
+duplicate_key          another row of the run has the same (symbol, date) and other values;
+                       the last one read wins, as a vendor's correction would
+=====================  =================================================================
+"""
+
+from __future__ import annotations
+
+import logging
+
+import numpy as np
+import pandas as pd
+
+from stock_ml.calendars import exchange_sessions
+
+logger = logging.getLogger(__name__)
+
+KEYS = ["symbol", "date"]
+PRICE_FIELDS = ["open", "high", "low", "close", "volume"]
+SOURCE_FIELDS = ["date", *PRICE_FIELDS]
+SILVER_COLUMNS = [*KEYS, *PRICE_FIELDS, "ingest_run_id"]
+# A row's primary reason is its most basic defect: a value that is not there or does not parse,
+# then who and when, then the values, then how they relate.
+REASON_ORDER = [
+    "missing",
+    "unparseable",
+    "unknown_symbol",
+    "future_date",
+    "not_a_session",
+    "non_positive_price",
+    "negative_volume",
+    "inconsistent_ohlc",
+    "duplicate_key",
+]
+
+
+def _reason_rank(reason: str) -> int:
+    return next(i for i, prefix in enumerate(REASON_ORDER) if reason.startswith(prefix))
+
+
+def price_schema(symbols: list[str], sessions: pd.DatetimeIndex, run_date: pd.Timestamp):
+    """The silver contract as a pandera schema; each check's name is its quarantine reason."""
+    import pandera.pandas as pa
+
+    def positive(name: str) -> pa.Column:
+        return pa.Column(
+            float, pa.Check(lambda s: s > 0, name="non_positive_price"), nullable=False
+        )
+
+    return pa.DataFrameSchema(
+        {
+            "symbol": pa.Column(str, pa.Check(lambda s: s.isin(symbols), name="unknown_symbol")),
+            "date": pa.Column(
+                "datetime64[ns]",
+                [
+                    pa.Check(lambda s: s <= run_date, name="future_date"),
+                    pa.Check(lambda s: s.isin(sessions), name="not_a_session"),
+                ],
+                nullable=False,
+            ),
+            **{field: positive(field) for field in ["open", "high", "low", "close"]},
+            "volume": pa.Column(
+                float, pa.Check(lambda s: s >= 0, name="negative_volume"), nullable=False
+            ),
+        },
+        checks=[
+            pa.Check(
+                # rows with a missing price already fail not_nullable; judge complete rows only
+                lambda df: (
+                    (
+                        (df["high"] >= df[["open", "close"]].max(axis=1))
+                        & (df["low"] <= df[["open", "close"]].min(axis=1))
+                    )
+                    | df[["open", "high", "low", "close"]].isna().any(axis=1)
+                ),
+                name="inconsistent_ohlc",
+            )
+        ],
+        strict=False,
+        coerce=False,
+    )
+
+
+def _parse(rows: pd.DataFrame, date_format: str) -> pd.DataFrame:
+    """Parse bronze text; what does not parse becomes NaN/NaT and fails ``not_nullable``."""
+    typed = rows[["symbol"]].astype(str)
+    typed["date"] = pd.to_datetime(rows["date"], format=date_format, errors="coerce")
+    for field in PRICE_FIELDS:
+        typed[field] = pd.to_numeric(rows[field], errors="coerce").astype("float64")
+    return typed
+
+
+def _failure_reasons(typed: pd.DataFrame, raw: pd.DataFrame, schema) -> pd.Series:
+    """All reason codes per failing row index, in schema order, joined by ';'."""
+    import pandera.errors as pa_errors
+
+    try:
+        schema.validate(typed, lazy=True)
+        return pd.Series(dtype=str)
+    except pa_errors.SchemaErrors as errors:
+        cases = errors.failure_cases.dropna(subset=["index"])
+    blank = raw[SOURCE_FIELDS].apply(lambda s: s.str.strip().eq("") | s.isna())
+    reasons = []
+    for case in cases.itertuples():
+        index = int(case.index)
+        if case.check == "not_nullable":
+            kind = "missing" if blank.at[index, case.column] else "unparseable"
+            reasons.append((index, f"{kind}_{case.column}"))
+        else:
+            reasons.append((index, str(case.check)))
+    table = pd.DataFrame(reasons, columns=["index", "reason"]).drop_duplicates()
+    table["rank"] = table["reason"].map(_reason_rank)
+    table = table.sort_values(["index", "rank", "reason"])
+    return table.groupby("index", sort=True)["reason"].agg(";".join)
+
+
+def validate_prices(
+    bronze: pd.DataFrame,
+    universe: dict,
+    date_format: str,
+    run_date: str,
+) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
+    """Bronze rows of one run → (silver rows, quarantine rows, per-symbol accounting).
+
+    Exact duplicates (same symbol and same source values) are dropped and counted; every other row
+    is either kept or quarantined with its reasons. Within a run, the last row read for a
+    (symbol, date) wins; the earlier ones are quarantined as ``duplicate_key``.
+    """
+    today = pd.Timestamp(run_date).normalize()
+    rows = bronze.reset_index(drop=True)
+    exact = rows.duplicated(subset=["symbol", *SOURCE_FIELDS], keep="last")
+    unique = rows[~exact]
+    typed = _parse(unique, date_format)
+    dates = typed["date"].dropna()
+    first = dates.min() if len(dates) else today
+    # Sessions up to the run date only: anything later is a future_date already.
+    sessions = exchange_sessions(universe["calendar"], first, today)
+    schema = price_schema(list(universe["symbols"]), sessions, today)
+    reasons = _failure_reasons(typed, unique, schema)
+
+    valid = typed.drop(index=reasons.index)
+    superseded = valid.duplicated(subset=KEYS, keep="last")
+    reasons = pd.concat([reasons, pd.Series("duplicate_key", index=valid.index[superseded])])
+
+    quarantine = unique.loc[reasons.index].copy()
+    quarantine["reasons"] = reasons
+    quarantine["reason"] = reasons.str.split(";").str[0]
+    silver = valid[~superseded].assign(
+        ingest_run_id=unique.loc[valid.index[~superseded], "ingest_run_id"]
+    )
+    silver = silver[SILVER_COLUMNS].sort_values(KEYS).reset_index(drop=True)
+
+    accounting = _accounting(rows, exact, quarantine, silver)
+    if (
+        int(accounting["rows_read"].sum()) != len(rows)
+        or not (
+            accounting["rows_read"]
+            == accounting["exact_duplicates"] + accounting["quarantined"] + accounting["kept"]
+        ).all()
+    ):
+        raise AssertionError(
+            f"Row accounting broken: bronze ≠ silver + quarantine + duplicates\n{accounting}"
+        )
+    by_reason = quarantine["reason"].value_counts().to_dict()
+    logger.info(
+        "Silver: %d bronze rows = %d kept + %d quarantined + %d exact duplicates; "
+        "quarantined by reason %s",
+        len(rows),
+        len(silver),
+        len(quarantine),
+        int(exact.sum()),
+        by_reason,
+    )
+    quarantine = quarantine.sort_values(["source_file", "source_row"]).reset_index(drop=True)
+    return silver, quarantine, accounting
+
+
+def _accounting(
+    rows: pd.DataFrame, exact: pd.Series, quarantine: pd.DataFrame, silver: pd.DataFrame
+) -> pd.DataFrame:
+    """Per symbol: rows read = exact duplicates + quarantined + kept."""
+    counts = pd.DataFrame(
+        {
+            "rows_read": rows.groupby("symbol").size(),
+            "exact_duplicates": rows[exact].groupby("symbol").size(),
+            "quarantined": quarantine.groupby("symbol").size(),
+            "kept": silver.groupby("symbol").size(),
+        }
+    )
+    return counts.fillna(0).astype("int64").rename_axis("symbol").reset_index()
+
+
+def data_health(
+    silver: pd.DataFrame,
+    accounting: pd.DataFrame,
+    universe: dict,
+    run_date: str,
+    max_sessions_behind: int,
+) -> pd.DataFrame:
+    """Per universe symbol: rows accounted, completeness against the calendar, freshness.
+
+    ``missing_sessions`` counts calendar sessions between a symbol's first and last stored date
+    that have no row; ``sessions_behind`` counts sessions after its last stored date up to the
+    last session on or before the run date. A universe symbol with no row at all is ``missing``.
+    """
+    today = pd.Timestamp(run_date).normalize()
+    start = silver["date"].min() if len(silver) else today
+    sessions = exchange_sessions(universe["calendar"], start, today)
+    expected_last = sessions[sessions <= today].max()
+    spans = silver.groupby("symbol")["date"].agg(first_date="min", last_date="max", rows="size")
+    symbols = sorted(set(universe["symbols"]) | set(accounting["symbol"]))
+    health = accounting.set_index("symbol").reindex(symbols).fillna(0).astype("int64")
+    health = health.join(spans)
+    position = sessions.searchsorted
+    health["missing_sessions"] = [
+        int(position(row.last_date, "right") - position(row.first_date, "left") - row.rows)
+        if pd.notna(row.first_date)
+        else np.nan
+        for row in health.itertuples()
+    ]
+    health["sessions_behind"] = [
+        int(position(expected_last, "right") - position(last, "right"))
+        if pd.notna(last)
+        else np.nan
+        for last in health["last_date"]
+    ]
+    health["expected_last_session"] = expected_last
+    health["in_universe"] = health.index.isin(universe["symbols"])
+    health["status"] = np.select(
+        [
+            ~health["in_universe"],
+            health["rows"].isna(),
+            health["sessions_behind"] > max_sessions_behind,
+        ],
+        ["not_in_universe", "missing", "stale"],
+        default="fresh",
+    )
+    health = health.drop(columns="rows").rename_axis("symbol").reset_index()
+    logger.info(
+        "Data health: %s; missing sessions %d; last expected session %s",
+        health["status"].value_counts().to_dict(),
+        int(health["missing_sessions"].fillna(0).sum()),
+        expected_last.date(),
+    )
+    return health
