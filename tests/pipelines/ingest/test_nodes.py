@@ -117,6 +117,32 @@ def test_read_csv_partitions_rejects_mapping_without_a_price_column(partitions):
         read_csv_partitions(partitions, {**CSV_CONF, "columns": mapping})
 
 
+def test_read_csv_partitions_long_layout_takes_the_symbol_from_a_column():
+    frame = pd.concat(
+        [
+            _vendor_file(["2024-01-02", "2024-01-03"], 10.0).assign(Ticker=" abc"),
+            _vendor_file(["2024-01-02"], 50.0).assign(Ticker="xyz"),
+        ],
+        ignore_index=True,
+    )
+    conf = {"layout": "long", "columns": {**VENDOR_COLUMNS, "Ticker": "symbol"}}
+    bronze = read_csv_partitions({"all_prices": _loader(frame)}, conf)
+    assert bronze["symbol"].tolist() == ["ABC", "ABC", "XYZ"]
+    assert bronze["source_file"].unique().tolist() == ["all_prices"]
+    assert bronze["source_row"].tolist() == [2, 3, 4]
+    assert bronze["close"].tolist() == ["10.0", "11.0", "50.0"]
+
+
+def test_read_csv_partitions_long_layout_needs_a_symbol_column():
+    with pytest.raises(ValueError, match=r"maps nothing to \['symbol'\]"):
+        read_csv_partitions({}, {"layout": "long", "columns": VENDOR_COLUMNS})
+
+
+def test_read_csv_partitions_rejects_an_unknown_layout(partitions):
+    with pytest.raises(ValueError, match="layout must be 'per_ticker' or 'long'"):
+        read_csv_partitions(partitions, {**CSV_CONF, "layout": "wide"})
+
+
 def test_read_csv_partitions_rejects_an_empty_folder():
     with pytest.raises(ValueError, match="no files"):
         read_csv_partitions({}, CSV_CONF)
@@ -133,7 +159,9 @@ def _synthetic_source(**overrides) -> dict:
 
 
 def test_extract_prices_csv_folder_stamps_lineage_and_keeps_text(partitions):
-    bronze = extract_prices(partitions, {"kind": "csv_folder", "csv": CSV_CONF}, "run-42")
+    bronze = extract_prices(
+        partitions, {"kind": "csv_folder", "csv_format": "vendor"}, {"vendor": CSV_CONF}, "run-42"
+    )
     assert list(bronze.columns) == BRONZE_COLUMNS
     assert len(bronze) == 5
     assert (bronze["source"] == "csv_folder").all()
@@ -144,15 +172,15 @@ def test_extract_prices_csv_folder_stamps_lineage_and_keeps_text(partitions):
 
 
 def test_extract_prices_synthetic_is_reproducible_for_a_seed():
-    first = extract_prices({}, _synthetic_source(), "run-1")
-    second = extract_prices({}, _synthetic_source(), "run-1")
+    first = extract_prices({}, _synthetic_source(), {}, "run-1")
+    second = extract_prices({}, _synthetic_source(), {}, "run-1")
     pd.testing.assert_frame_equal(first, second, check_exact=True)
-    other_seed = extract_prices({}, _synthetic_source(seed=4), "run-1")
+    other_seed = extract_prices({}, _synthetic_source(seed=4), {}, "run-1")
     assert not first["close"].equals(other_seed["close"])
 
 
 def test_extract_prices_synthetic_rows_carry_run_id_and_bronze_schema():
-    bronze = extract_prices({}, _synthetic_source(), "run-xyz")
+    bronze = extract_prices({}, _synthetic_source(), {}, "run-xyz")
     assert list(bronze.columns) == BRONZE_COLUMNS
     assert len(bronze) == 2 * 15
     assert (bronze["ingest_run_id"] == "run-xyz").all()
@@ -165,7 +193,7 @@ def test_extract_prices_synthetic_rows_carry_run_id_and_bronze_schema():
 
 
 def test_extract_prices_synthetic_text_round_trips_to_generated_floats():
-    bronze = extract_prices({}, _synthetic_source(), "run-1")
+    bronze = extract_prices({}, _synthetic_source(), {}, "run-1")
     prices = generate_ohlcv(["AAA", "BBB"], "2024-01-01", 15, 3)
     for column in ["open", "high", "low", "close", "volume"]:
         np.testing.assert_array_equal(bronze[column].astype(float).to_numpy(), prices[column])
@@ -173,13 +201,13 @@ def test_extract_prices_synthetic_text_round_trips_to_generated_floats():
 
 def test_extract_prices_synthetic_does_not_load_csv_partitions():
     lazy = {"never_d": _failing_loader}
-    bronze = extract_prices(lazy, _synthetic_source(), "run-1")
+    bronze = extract_prices(lazy, _synthetic_source(), {}, "run-1")
     assert len(bronze) == 30
 
 
 def test_extract_prices_rejects_unknown_kind():
     with pytest.raises(ValueError, match=r"ingest.source.kind must be .* got 'ftp'"):
-        extract_prices({}, {"kind": "ftp"}, "run-1")
+        extract_prices({}, {"kind": "ftp"}, {}, "run-1")
 
 
 # --- generate_ohlcv -----------------------------------------------------------------------------

@@ -17,28 +17,29 @@ REPO = Path(__file__).resolve().parents[3]
 CORPUS = REPO / "tests" / "data" / "bad_inputs"
 UNIVERSE = {"calendar": "XWAR", "symbols": ["ACP"]}
 RUN_DATE = "2024-06-28"
+PARSING = {"date_format": "%Y-%m-%d", "decimal": "."}
 
 
 def _source_conf() -> tuple[dict, dict]:
     """The real catalog entry and ingest parameters of the bundled sample."""
     catalog = yaml.safe_load((REPO / "conf/base/catalog.yml").read_text())["raw_price_files"]
     params = yaml.safe_load((REPO / "conf/base/parameters_ingest.yml").read_text())
-    return catalog, params["ingest"]["source"]
+    return catalog, params["ingest"]
 
 
 def _ingest(case: str):
-    catalog, source = _source_conf()
+    catalog, ingest = _source_conf()
     files = PartitionedDataset(
         path=str(CORPUS / case),
         dataset=catalog["dataset"],
         filename_suffix=catalog["filename_suffix"],
     ).load()
-    return extract_prices(files, source, run_id=f"corpus-{case}")
+    return extract_prices(files, ingest["source"], ingest["csv_formats"], f"corpus-{case}")
 
 
 def _silver(case: str):
     bronze = _ingest(case)
-    silver, quarantine, accounting = validate_prices(bronze, UNIVERSE, "%Y-%m-%d", RUN_DATE)
+    silver, quarantine, accounting = validate_prices(bronze, UNIVERSE, PARSING, RUN_DATE)
     # the identity, for every case: bronze rows = kept + quarantined + exact duplicates
     assert len(bronze) == len(silver) + len(quarantine) + accounting["exact_duplicates"].sum()
     assert (

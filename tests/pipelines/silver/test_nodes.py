@@ -10,7 +10,7 @@ from stock_ml.pipelines.ingest.nodes import BRONZE_COLUMNS, extract_prices
 from stock_ml.pipelines.silver.nodes import SILVER_COLUMNS, data_health, validate_prices
 from stock_ml.synthetic import generate_ohlcv
 
-DATE_FORMAT = "%Y-%m-%d"
+PARSING = {"date_format": "%Y-%m-%d", "decimal": "."}
 UNIVERSE = {"calendar": "XWAR", "symbols": ["AAA", "BBB", "CCC"]}
 RUN_DATE = "2024-01-10"  # XWAR sessions of January 2024: 2, 3, 4, 5, 8, 9, 10 (1st is a holiday)
 
@@ -33,7 +33,7 @@ def _row(symbol, date, close, source_row, *, run_id="run-1", source_file="aaa_d"
 
 def _validate(rows, universe=UNIVERSE, run_date=RUN_DATE):
     bronze = pd.DataFrame(rows, columns=BRONZE_COLUMNS)
-    return validate_prices(bronze, universe, DATE_FORMAT, run_date)
+    return validate_prices(bronze, universe, PARSING, run_date)
 
 
 def test_types_are_parsed_and_columns_fixed():
@@ -100,6 +100,25 @@ def test_unparseable_values_are_quarantined_with_file_and_row(field, value, reas
     assert len(silver) == 2
 
 
+def test_decimal_comma_and_day_first_dates_parse_when_conf_says_so():
+    rows = [_row("AAA", "2024-01-02", "10", 2), _row("AAA", "2024-01-03", "11", 3)]
+    for row in rows:
+        day = pd.Timestamp(row["date"])
+        row.update({f: row[f].replace(".", ",") for f in ["open", "high", "low", "close"]})
+        row["date"] = day.strftime("%d.%m.%Y")
+    rows[1]["close"] = "1.100,5"  # a thousands separator is not a decimal mark: quarantined
+    silver, quarantine, _ = validate_prices(
+        pd.DataFrame(rows, columns=BRONZE_COLUMNS),
+        UNIVERSE,
+        {"date_format": "%d.%m.%Y", "decimal": ","},
+        RUN_DATE,
+    )
+    assert silver[["date", "open", "high", "close"]].values.tolist() == [
+        [pd.Timestamp("2024-01-02"), 10.0, 11.0, 10.0]
+    ]
+    assert quarantine[["source_row", "reason"]].values.tolist() == [[3, "unparseable_close"]]
+
+
 def test_every_defect_of_a_row_is_listed():
     row = _row("AAA", "2024-01-02", "10", 7)
     row["open"], row["low"] = "", "x"
@@ -114,9 +133,9 @@ def test_synthetic_bronze_recovers_generated_prices():
         "synthetic": {"seed": 5, "symbols": ["BBB", "AAA"], "start": "2024-01-01", "sessions": 30},
     }
     silver, quarantine, _ = validate_prices(
-        extract_prices({}, source, "run-1"),
+        extract_prices({}, source, {}, "run-1"),
         {"calendar": "XWAR", "symbols": ["AAA", "BBB"]},
-        DATE_FORMAT,
+        PARSING,
         "2024-12-31",
     )
     assert quarantine.empty, "the generator follows the exchange calendar and valid OHLC"

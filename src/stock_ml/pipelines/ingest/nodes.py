@@ -24,20 +24,27 @@ BRONZE_COLUMNS = ["symbol", *PRICE_COLUMNS, *LINEAGE_COLUMNS]
 def read_csv_partitions(
     partitions: dict[str, Callable[[], pd.DataFrame]], csv: dict
 ) -> pd.DataFrame:
-    """Load one-file-per-ticker CSVs (loaded as text) and map vendor columns to ours.
+    """Load vendor CSVs (as text) in either layout and map vendor columns to ours.
 
-    The ticker comes from the file name through ``csv.symbol_pattern`` (a regex with a ``symbol``
-    group); columns are renamed with ``csv.columns`` ({vendor name: our name}).
+    ``csv`` is one entry of ``ingest.csv_formats``. ``csv.layout``: ``per_ticker`` (one file per
+    symbol; the symbol is the ``symbol`` group of ``csv.symbol_pattern`` matched against the file
+    name) or ``long`` (any number of files with a symbol column, mapped to ``symbol`` in
+    ``csv.columns``). ``csv.columns`` maps {vendor name: our name}. Delimiter and encoding are the
+    catalog dataset's ``load_args``.
     """
-    pattern = re.compile(csv["symbol_pattern"])
+    layout = csv.get("layout", "per_ticker")
     mapping: dict[str, str] = csv["columns"]
-    missing_targets = set(PRICE_COLUMNS) - set(mapping.values())
+    required = set(PRICE_COLUMNS) | ({"symbol"} if layout == "long" else set())
+    missing_targets = required - set(mapping.values())
     if missing_targets:
         raise ValueError(f"ingest.source.csv.columns maps nothing to {sorted(missing_targets)}")
+    if layout not in {"per_ticker", "long"}:
+        raise ValueError(f"ingest.source.csv.layout must be 'per_ticker' or 'long', got {layout!r}")
+    pattern = re.compile(csv["symbol_pattern"]) if layout == "per_ticker" else None
     frames = []
     for partition_id in sorted(partitions):
-        match = pattern.fullmatch(partition_id)
-        if match is None:
+        match = pattern.fullmatch(partition_id) if pattern else None
+        if pattern and match is None:
             raise ValueError(
                 f"{partition_id}: file name does not match symbol_pattern {pattern.pattern!r}"
             )
@@ -53,7 +60,9 @@ def read_csv_partitions(
                 f"the header has {list(raw.columns)}{hint}"
             )
         frame = raw[list(mapping)].rename(columns=mapping)
-        frame.insert(0, "symbol", match["symbol"].upper())
+        if match:
+            frame.insert(0, "symbol", match["symbol"])
+        frame["symbol"] = frame["symbol"].str.strip().str.upper()
         frame["source_file"] = partition_id
         # Row number as a person sees it in the file: header is line 1.
         frame["source_row"] = range(2, len(frame) + 2)
@@ -81,16 +90,27 @@ def synthetic_source(synthetic: dict) -> pd.DataFrame:
 
 
 def extract_prices(
-    raw_price_files: dict[str, Callable[[], pd.DataFrame]], source: dict, run_id: str
+    raw_price_files: dict[str, Callable[[], pd.DataFrame]],
+    source: dict,
+    csv_formats: dict,
+    run_id: str,
 ) -> pd.DataFrame:
     """Read the source chosen by ``ingest.source.kind`` and stamp every row with its lineage.
+
+    A ``csv_folder`` source is read with the format ``csv_formats[source.csv_format]``.
 
     ``raw_price_files`` is a lazy PartitionedDataset: nothing is read unless the kind is
     ``csv_folder``.
     """
     kind = source["kind"]
     if kind == "csv_folder":
-        frame = read_csv_partitions(raw_price_files, source["csv"])
+        name = source["csv_format"]
+        if name not in csv_formats:
+            raise ValueError(
+                f"ingest.source.csv_format {name!r} is not one of ingest.csv_formats "
+                f"{sorted(csv_formats)}"
+            )
+        frame = read_csv_partitions(raw_price_files, csv_formats[name])
     elif kind == "synthetic":
         frame = synthetic_source(source["synthetic"])
     else:

@@ -10,7 +10,12 @@ def create_pipeline(**kwargs) -> Pipeline:
         [
             node(
                 extract_prices,
-                inputs=["raw_price_files", "params:ingest.source", "params:run.id"],
+                inputs=[
+                    "raw_price_files",
+                    "params:ingest.source",
+                    "params:ingest.csv_formats",
+                    "params:run.id",
+                ],
                 outputs="bronze_prices",
                 name="extract_prices",
             )

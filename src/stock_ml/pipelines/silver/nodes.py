@@ -98,12 +98,21 @@ def price_schema(symbols: list[str], sessions: pd.DatetimeIndex, run_date: pd.Ti
     )
 
 
-def _parse(rows: pd.DataFrame, date_format: str) -> pd.DataFrame:
-    """Parse bronze text; what does not parse becomes NaN/NaT and fails ``not_nullable``."""
+def _parse(rows: pd.DataFrame, date_format: str, decimal: str) -> pd.DataFrame:
+    """Parse bronze text; what does not parse becomes NaN/NaT and fails ``not_nullable``.
+
+    With a ``decimal`` mark other than ".", a "." in a number is not accepted (it could be a
+    thousands separator): such values do not parse and are quarantined.
+    """
     typed = rows[["symbol"]].astype(str)
     typed["date"] = pd.to_datetime(rows["date"], format=date_format, errors="coerce")
     for field in PRICE_FIELDS:
-        typed[field] = pd.to_numeric(rows[field], errors="coerce").astype("float64")
+        text = rows[field]
+        if decimal != ".":
+            text = text.where(~text.str.contains(".", regex=False)).str.replace(
+                decimal, ".", regex=False
+            )
+        typed[field] = pd.to_numeric(text, errors="coerce").astype("float64")
     return typed
 
 
@@ -134,10 +143,12 @@ def _failure_reasons(typed: pd.DataFrame, raw: pd.DataFrame, schema) -> pd.Serie
 def validate_prices(
     bronze: pd.DataFrame,
     universe: dict,
-    date_format: str,
+    parsing: dict,
     run_date: str,
 ) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
     """Bronze rows of one run → (silver rows, quarantine rows, per-symbol accounting).
+
+    ``parsing`` says how the source writes values: ``date_format`` and ``decimal`` mark.
 
     Exact duplicates (same symbol and same source values) are dropped and counted; every other row
     is either kept or quarantined with its reasons. Within a run, the last row read for a
@@ -147,7 +158,7 @@ def validate_prices(
     rows = bronze.reset_index(drop=True)
     exact = rows.duplicated(subset=["symbol", *SOURCE_FIELDS], keep="last")
     unique = rows[~exact]
-    typed = _parse(unique, date_format)
+    typed = _parse(unique, parsing["date_format"], parsing.get("decimal", "."))
     dates = typed["date"].dropna()
     first = dates.min() if len(dates) else today
     # Sessions up to the run date only: anything later is a future_date already.

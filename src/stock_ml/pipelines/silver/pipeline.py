@@ -13,7 +13,7 @@ def create_pipeline(**kwargs) -> Pipeline:
                 inputs=[
                     "bronze_prices",
                     "params:universe",
-                    "params:silver.date_format",
+                    "params:silver.parsing",
                     "params:run.date",
                 ],
                 outputs=["silver_prices", "silver_quarantine", "silver_row_accounting"],
