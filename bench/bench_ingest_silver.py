@@ -98,7 +98,7 @@ def inputs(n_symbols: int, sessions: int) -> tuple[dict, dict]:
             "calendar": CALENDAR,
         },
     }
-    universe = {"calendar": CALENDAR, "symbols": symbols}
+    universe = {"groups": {"bench": {"calendar": CALENDAR, "symbols": symbols}}}
     return source, universe
 
 
@@ -107,7 +107,7 @@ def run_once(n_symbols: int, sessions: int) -> tuple[dict[str, float], tuple]:
     source, universe = inputs(n_symbols, sessions)
 
     t0 = time.perf_counter()
-    bronze = extract_prices({}, source, {}, RUN_ID)
+    bronze = extract_prices({}, source, {}, universe, RUN_ID)
     t1 = time.perf_counter()
     silver, quarantine, accounting = validate_prices(bronze, universe, PARSING, RUN_DATE)
     t2 = time.perf_counter()

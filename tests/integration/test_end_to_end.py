@@ -54,7 +54,9 @@ def test_every_bronze_row_is_accounted_for(root: Path, params: dict) -> None:
     assert accounting["rows_read"].sum() == len(bronze)
     assert quarantine.empty, "the synthetic universe is clean and on the XWAR calendar"
     health = pd.read_parquet(root / "03_silver" / "data_health.parquet")
-    assert sorted(health["symbol"]) == sorted(params["universe"]["symbols"])
+    warsaw = params["universe"]["groups"]["warsaw"]
+    assert sorted(health["symbol"]) == sorted(warsaw["symbols"])
+    assert set(health["group"]) == {"warsaw"}, "the disabled us_markets group is not expected"
     assert (health["missing_sessions"] == 0).all()
     # the synthetic history ends long before the run date: every symbol is stale, and says so
     assert set(health["status"]) == {"stale"}

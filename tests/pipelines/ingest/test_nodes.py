@@ -22,6 +22,8 @@ VENDOR_COLUMNS = {
     "Zamkniecie": "close",
     "Wolumen": "volume",
 }
+# Every symbol these tests use, in one enabled group.
+UNIVERSE = {"groups": {"all": {"calendar": "XWAR", "symbols": ["ABC", "XYZ", "AAA", "BBB"]}}}
 CSV_CONF = {"symbol_pattern": "(?P<symbol>[a-z0-9]+)_d", "columns": VENDOR_COLUMNS}
 
 
@@ -160,7 +162,11 @@ def _synthetic_source(**overrides) -> dict:
 
 def test_extract_prices_csv_folder_stamps_lineage_and_keeps_text(partitions):
     bronze = extract_prices(
-        partitions, {"kind": "csv_folder", "csv_format": "vendor"}, {"vendor": CSV_CONF}, "run-42"
+        partitions,
+        {"kind": "csv_folder", "csv_format": "vendor"},
+        {"vendor": CSV_CONF},
+        UNIVERSE,
+        "run-42",
     )
     assert list(bronze.columns) == BRONZE_COLUMNS
     assert len(bronze) == 5
@@ -172,15 +178,15 @@ def test_extract_prices_csv_folder_stamps_lineage_and_keeps_text(partitions):
 
 
 def test_extract_prices_synthetic_is_reproducible_for_a_seed():
-    first = extract_prices({}, _synthetic_source(), {}, "run-1")
-    second = extract_prices({}, _synthetic_source(), {}, "run-1")
+    first = extract_prices({}, _synthetic_source(), {}, UNIVERSE, "run-1")
+    second = extract_prices({}, _synthetic_source(), {}, UNIVERSE, "run-1")
     pd.testing.assert_frame_equal(first, second, check_exact=True)
-    other_seed = extract_prices({}, _synthetic_source(seed=4), {}, "run-1")
+    other_seed = extract_prices({}, _synthetic_source(seed=4), {}, UNIVERSE, "run-1")
     assert not first["close"].equals(other_seed["close"])
 
 
 def test_extract_prices_synthetic_rows_carry_run_id_and_bronze_schema():
-    bronze = extract_prices({}, _synthetic_source(), {}, "run-xyz")
+    bronze = extract_prices({}, _synthetic_source(), {}, UNIVERSE, "run-xyz")
     assert list(bronze.columns) == BRONZE_COLUMNS
     assert len(bronze) == 2 * 15
     assert (bronze["ingest_run_id"] == "run-xyz").all()
@@ -193,7 +199,7 @@ def test_extract_prices_synthetic_rows_carry_run_id_and_bronze_schema():
 
 
 def test_extract_prices_synthetic_text_round_trips_to_generated_floats():
-    bronze = extract_prices({}, _synthetic_source(), {}, "run-1")
+    bronze = extract_prices({}, _synthetic_source(), {}, UNIVERSE, "run-1")
     prices = generate_ohlcv(["AAA", "BBB"], "2024-01-01", 15, 3)
     for column in ["open", "high", "low", "close", "volume"]:
         np.testing.assert_array_equal(bronze[column].astype(float).to_numpy(), prices[column])
@@ -201,13 +207,13 @@ def test_extract_prices_synthetic_text_round_trips_to_generated_floats():
 
 def test_extract_prices_synthetic_does_not_load_csv_partitions():
     lazy = {"never_d": _failing_loader}
-    bronze = extract_prices(lazy, _synthetic_source(), {}, "run-1")
+    bronze = extract_prices(lazy, _synthetic_source(), {}, UNIVERSE, "run-1")
     assert len(bronze) == 30
 
 
 def test_extract_prices_rejects_unknown_kind():
     with pytest.raises(ValueError, match=r"ingest.source.kind must be .* got 'ftp'"):
-        extract_prices({}, {"kind": "ftp"}, {}, "run-1")
+        extract_prices({}, {"kind": "ftp"}, {}, UNIVERSE, "run-1")
 
 
 # --- generate_ohlcv -----------------------------------------------------------------------------
@@ -260,3 +266,38 @@ def test_generate_ohlcv_one_row_per_symbol_and_weekday_session():
 def test_generate_ohlcv_rejects_empty_universe(symbols, sessions):
     with pytest.raises(ValueError, match="at least one symbol and one session"):
         generate_ohlcv(symbols, "2024-01-01", sessions, seed=0)
+
+
+# --- exchange groups ----------------------------------------------------------------------------
+
+
+def test_a_disabled_groups_files_are_not_read(partitions, caplog):
+    partitions["xyz_d"] = _failing_loader  # must not even be loaded
+    universe = {
+        "groups": {
+            "warsaw": {"calendar": "XWAR", "symbols": ["ABC"]},
+            "us_markets": {"calendar": "XNYS", "symbols": ["XYZ"], "enabled": False},
+        }
+    }
+    with caplog.at_level("INFO"):
+        bronze = extract_prices(
+            partitions, {"kind": "csv_folder", "csv_format": "v"}, {"v": CSV_CONF}, universe, "r"
+        )
+    assert set(bronze["symbol"]) == {"ABC"}
+    assert "Skipped xyz_d: xyz is in a disabled exchange group" in caplog.text
+
+
+def test_a_disabled_groups_rows_are_dropped_from_a_long_file_and_counted(caplog):
+    frame = pd.concat(
+        [
+            _vendor_file(["2024-01-02"], 10.0).assign(Ticker="abc"),
+            _vendor_file(["2024-01-02", "2024-01-03"], 50.0).assign(Ticker="xyz"),
+        ],
+        ignore_index=True,
+    )
+    conf = {"layout": "long", "columns": {**VENDOR_COLUMNS, "Ticker": "symbol"}}
+    with caplog.at_level("INFO"):
+        bronze = read_csv_partitions({"all": _loader(frame)}, conf, frozenset({"XYZ"}))
+    assert bronze["symbol"].tolist() == ["ABC"]
+    assert bronze["source_row"].tolist() == [2], "file row numbers survive the filter"
+    assert "Skipped 2 rows of all: symbols of disabled exchange groups ['XYZ']" in caplog.text

@@ -15,7 +15,7 @@ from stock_ml.pipelines.silver.nodes import data_health, validate_prices
 
 REPO = Path(__file__).resolve().parents[3]
 CORPUS = REPO / "tests" / "data" / "bad_inputs"
-UNIVERSE = {"calendar": "XWAR", "symbols": ["ACP"]}
+UNIVERSE = {"groups": {"warsaw": {"calendar": "XWAR", "symbols": ["ACP"]}}}
 RUN_DATE = "2024-06-28"
 PARSING = {"date_format": "%Y-%m-%d", "decimal": "."}
 
@@ -34,7 +34,9 @@ def _ingest(case: str):
         dataset=catalog["dataset"],
         filename_suffix=catalog["filename_suffix"],
     ).load()
-    return extract_prices(files, ingest["source"], ingest["csv_formats"], f"corpus-{case}")
+    return extract_prices(
+        files, ingest["source"], ingest["csv_formats"], UNIVERSE, f"corpus-{case}"
+    )
 
 
 def _silver(case: str):

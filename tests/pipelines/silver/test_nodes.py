@@ -11,7 +11,7 @@ from stock_ml.pipelines.silver.nodes import SILVER_COLUMNS, data_health, validat
 from stock_ml.synthetic import generate_ohlcv
 
 PARSING = {"date_format": "%Y-%m-%d", "decimal": "."}
-UNIVERSE = {"calendar": "XWAR", "symbols": ["AAA", "BBB", "CCC"]}
+UNIVERSE = {"groups": {"warsaw": {"calendar": "XWAR", "symbols": ["AAA", "BBB", "CCC"]}}}
 RUN_DATE = "2024-01-10"  # XWAR sessions of January 2024: 2, 3, 4, 5, 8, 9, 10 (1st is a holiday)
 
 
@@ -133,8 +133,8 @@ def test_synthetic_bronze_recovers_generated_prices():
         "synthetic": {"seed": 5, "symbols": ["BBB", "AAA"], "start": "2024-01-01", "sessions": 30},
     }
     silver, quarantine, _ = validate_prices(
-        extract_prices({}, source, {}, "run-1"),
-        {"calendar": "XWAR", "symbols": ["AAA", "BBB"]},
+        extract_prices({}, source, {}, UNIVERSE, "run-1"),
+        {"groups": {"warsaw": {"calendar": "XWAR", "symbols": ["AAA", "BBB"]}}},
         PARSING,
         "2024-12-31",
     )
@@ -181,4 +181,35 @@ def test_data_health_completeness_freshness_and_status():
         1,
         0,
     ]
-    assert (health["expected_last_session"] == pd.Timestamp(RUN_DATE)).all()
+    expected_last = health["expected_last_session"]
+    assert (expected_last[["AAA", "BBB", "CCC"]] == pd.Timestamp(RUN_DATE)).all()
+    assert pd.isna(expected_last["ZZZ"]), "no group, no calendar to expect sessions from"
+
+
+def test_each_symbol_is_checked_against_its_own_groups_calendar():
+    universe = {
+        "groups": {
+            "warsaw": {"calendar": "XWAR", "symbols": ["AAA"]},
+            "us_markets": {"calendar": "XNYS", "symbols": ["USA"]},
+        }
+    }
+    # 2024-01-15: Martin Luther King Day, NYSE closed, Warsaw open.
+    # 2024-01-06 is a Saturday; 2024-01-02 is a session on both.
+    rows = [
+        _row("AAA", "2024-01-15", "10", 2),
+        _row("USA", "2024-01-15", "10", 2, source_file="usa_d"),
+        _row("USA", "2024-01-02", "10", 3, source_file="usa_d"),
+    ]
+    silver, quarantine, _ = _validate(rows, universe=universe, run_date="2024-01-31")
+    assert silver[["symbol", "date"]].values.tolist() == [
+        ["AAA", pd.Timestamp("2024-01-15")],
+        ["USA", pd.Timestamp("2024-01-02")],
+    ]
+    assert quarantine[["source_file", "reason"]].values.tolist() == [["usa_d", "not_a_session"]]
+    health = data_health(
+        silver, _validate(rows, universe, "2024-01-31")[2], universe, "2024-01-31", 1
+    )
+    health = health.set_index("symbol")
+    assert health["group"].to_dict() == {"AAA": "warsaw", "USA": "us_markets"}
+    # last expected session per group's own calendar: both exchanges open on Wed 31 Jan
+    assert (health["expected_last_session"] == pd.Timestamp("2024-01-31")).all()

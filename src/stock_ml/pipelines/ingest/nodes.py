@@ -13,6 +13,7 @@ from collections.abc import Callable
 import pandas as pd
 
 from stock_ml.synthetic import generate_ohlcv
+from stock_ml.universe import symbol_groups
 
 logger = logging.getLogger(__name__)
 
@@ -22,7 +23,9 @@ BRONZE_COLUMNS = ["symbol", *PRICE_COLUMNS, *LINEAGE_COLUMNS]
 
 
 def read_csv_partitions(
-    partitions: dict[str, Callable[[], pd.DataFrame]], csv: dict
+    partitions: dict[str, Callable[[], pd.DataFrame]],
+    csv: dict,
+    skip_symbols: frozenset[str] = frozenset(),
 ) -> pd.DataFrame:
     """Load vendor CSVs (as text) in either layout and map vendor columns to ours.
 
@@ -30,7 +33,8 @@ def read_csv_partitions(
     symbol; the symbol is the ``symbol`` group of ``csv.symbol_pattern`` matched against the file
     name) or ``long`` (any number of files with a symbol column, mapped to ``symbol`` in
     ``csv.columns``). ``csv.columns`` maps {vendor name: our name}. Delimiter and encoding are the
-    catalog dataset's ``load_args``.
+    catalog dataset's ``load_args``. Files (per_ticker) or rows (long) of ``skip_symbols`` are not
+    read, and the log says how many.
     """
     layout = csv.get("layout", "per_ticker")
     mapping: dict[str, str] = csv["columns"]
@@ -48,6 +52,11 @@ def read_csv_partitions(
             raise ValueError(
                 f"{partition_id}: file name does not match symbol_pattern {pattern.pattern!r}"
             )
+        if match and match["symbol"].upper() in skip_symbols:
+            logger.info(
+                "Skipped %s: %s is in a disabled exchange group", partition_id, match["symbol"]
+            )
+            continue
         try:
             raw = partitions[partition_id]()
         except Exception as error:  # pandas/kedro say why, but not always which file
@@ -63,13 +72,24 @@ def read_csv_partitions(
         if match:
             frame.insert(0, "symbol", match["symbol"])
         frame["symbol"] = frame["symbol"].str.strip().str.upper()
+        skipped = frame["symbol"].isin(skip_symbols)
+        if skipped.any():
+            logger.info(
+                "Skipped %d rows of %s: symbols of disabled exchange groups %s",
+                int(skipped.sum()),
+                partition_id,
+                sorted(frame.loc[skipped, "symbol"].unique()),
+            )
         frame["source_file"] = partition_id
         # Row number as a person sees it in the file: header is line 1.
         frame["source_row"] = range(2, len(frame) + 2)
-        frames.append(frame)
+        frames.append(frame[~skipped])
         logger.info("Read %d rows from %s", len(frame), partition_id)
     if not frames:
-        raise ValueError("The CSV source folder has no files matching the configured suffix")
+        raise ValueError(
+            "The CSV source folder has no files matching the configured suffix"
+            + (" outside disabled exchange groups" if skip_symbols else "")
+        )
     return pd.concat(frames, ignore_index=True)
 
 
@@ -93,6 +113,7 @@ def extract_prices(
     raw_price_files: dict[str, Callable[[], pd.DataFrame]],
     source: dict,
     csv_formats: dict,
+    universe: dict,
     run_id: str,
 ) -> pd.DataFrame:
     """Read the source chosen by ``ingest.source.kind`` and stamp every row with its lineage.
@@ -103,6 +124,8 @@ def extract_prices(
     ``csv_folder``.
     """
     kind = source["kind"]
+    disabled = symbol_groups(universe, enabled=False)
+    skip = frozenset(disabled)
     if kind == "csv_folder":
         name = source["csv_format"]
         if name not in csv_formats:
@@ -110,9 +133,13 @@ def extract_prices(
                 f"ingest.source.csv_format {name!r} is not one of ingest.csv_formats "
                 f"{sorted(csv_formats)}"
             )
-        frame = read_csv_partitions(raw_price_files, csv_formats[name])
+        frame = read_csv_partitions(raw_price_files, csv_formats[name], skip)
     elif kind == "synthetic":
         frame = synthetic_source(source["synthetic"])
+        skipped = frame["symbol"].isin(skip)
+        if skipped.any():
+            logger.info("Skipped %d synthetic rows of disabled exchange groups", int(skipped.sum()))
+        frame = frame[~skipped]
     else:
         raise ValueError(f"ingest.source.kind must be 'csv_folder' or 'synthetic', got {kind!r}")
     frame["source"] = kind

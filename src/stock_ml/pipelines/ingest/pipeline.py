@@ -14,6 +14,7 @@ def create_pipeline(**kwargs) -> Pipeline:
                     "raw_price_files",
                     "params:ingest.source",
                     "params:ingest.csv_formats",
+                    "params:universe",
                     "params:run.id",
                 ],
                 outputs="bronze_prices",

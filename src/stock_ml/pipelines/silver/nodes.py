@@ -29,6 +29,7 @@ import numpy as np
 import pandas as pd
 
 from stock_ml.calendars import exchange_sessions
+from stock_ml.universe import exchange_groups, symbol_calendars
 
 logger = logging.getLogger(__name__)
 
@@ -55,32 +56,43 @@ def _reason_rank(reason: str) -> int:
     return next(i for i, prefix in enumerate(REASON_ORDER) if reason.startswith(prefix))
 
 
-def price_schema(symbols: list[str], sessions: pd.DatetimeIndex, run_date: pd.Timestamp):
-    """The silver contract as a pandera schema; each check's name is its quarantine reason."""
+def price_schema(calendar_of: dict[str, str], sessions: dict[str, pd.DatetimeIndex], run_date):
+    """The silver contract as a pandera schema; each check's name is its quarantine reason.
+
+    ``calendar_of`` maps each symbol of the enabled exchange groups to its calendar; ``sessions``
+    holds each calendar's sessions up to the run date.
+    """
     import pandera.pandas as pa
 
-    def positive(name: str) -> pa.Column:
+    def positive() -> pa.Column:
         return pa.Column(
             float, pa.Check(lambda s: s > 0, name="non_positive_price"), nullable=False
         )
 
+    def on_own_calendar(df: pd.DataFrame) -> pd.Series:
+        calendar = df["symbol"].map(calendar_of)
+        ok = df["date"].isna() | calendar.isna()  # reported as unparseable / unknown already
+        for name, days in sessions.items():
+            ok |= calendar.eq(name) & df["date"].isin(days)
+        return ok
+
     return pa.DataFrameSchema(
         {
-            "symbol": pa.Column(str, pa.Check(lambda s: s.isin(symbols), name="unknown_symbol")),
+            "symbol": pa.Column(
+                str, pa.Check(lambda s: s.isin(calendar_of), name="unknown_symbol")
+            ),
             "date": pa.Column(
                 "datetime64[ns]",
-                [
-                    pa.Check(lambda s: s <= run_date, name="future_date"),
-                    pa.Check(lambda s: s.isin(sessions), name="not_a_session"),
-                ],
+                pa.Check(lambda s: s <= run_date, name="future_date"),
                 nullable=False,
             ),
-            **{field: positive(field) for field in ["open", "high", "low", "close"]},
+            **{field: positive() for field in ["open", "high", "low", "close"]},
             "volume": pa.Column(
                 float, pa.Check(lambda s: s >= 0, name="negative_volume"), nullable=False
             ),
         },
         checks=[
+            pa.Check(on_own_calendar, name="not_a_session"),
             pa.Check(
                 # rows with a missing price already fail not_nullable; judge complete rows only
                 lambda df: (
@@ -91,7 +103,7 @@ def price_schema(symbols: list[str], sessions: pd.DatetimeIndex, run_date: pd.Ti
                     | df[["open", "high", "low", "close"]].isna().any(axis=1)
                 ),
                 name="inconsistent_ohlc",
-            )
+            ),
         ],
         strict=False,
         coerce=False,
@@ -162,8 +174,9 @@ def validate_prices(
     dates = typed["date"].dropna()
     first = dates.min() if len(dates) else today
     # Sessions up to the run date only: anything later is a future_date already.
-    sessions = exchange_sessions(universe["calendar"], first, today)
-    schema = price_schema(list(universe["symbols"]), sessions, today)
+    calendar_of = symbol_calendars(universe)
+    sessions = {cal: exchange_sessions(cal, first, today) for cal in set(calendar_of.values())}
+    schema = price_schema(calendar_of, sessions, today)
     reasons = _failure_reasons(typed, unique, schema)
 
     valid = typed.drop(index=reasons.index)
@@ -225,38 +238,37 @@ def data_health(
     run_date: str,
     max_sessions_behind: int,
 ) -> pd.DataFrame:
-    """Per universe symbol: rows accounted, completeness against the calendar, freshness.
+    """Per symbol of the enabled groups (and any other symbol seen): rows accounted, completeness
+    against its group's calendar, freshness.
 
     ``missing_sessions`` counts calendar sessions between a symbol's first and last stored date
     that have no row; ``sessions_behind`` counts sessions after its last stored date up to the
-    last session on or before the run date. A universe symbol with no row at all is ``missing``.
+    group's last session on or before the run date. A universe symbol with no row is ``missing``.
     """
     today = pd.Timestamp(run_date).normalize()
     start = silver["date"].min() if len(silver) else today
-    sessions = exchange_sessions(universe["calendar"], start, today)
-    expected_last = sessions[sessions <= today].max()
     spans = silver.groupby("symbol")["date"].agg(first_date="min", last_date="max", rows="size")
-    symbols = sorted(set(universe["symbols"]) | set(accounting["symbol"]))
-    health = accounting.set_index("symbol").reindex(symbols).fillna(0).astype("int64")
-    health = health.join(spans)
-    position = sessions.searchsorted
-    health["missing_sessions"] = [
-        int(position(row.last_date, "right") - position(row.first_date, "left") - row.rows)
-        if pd.notna(row.first_date)
-        else np.nan
-        for row in health.itertuples()
-    ]
-    health["sessions_behind"] = [
-        int(position(expected_last, "right") - position(last, "right"))
-        if pd.notna(last)
-        else np.nan
-        for last in health["last_date"]
-    ]
-    health["expected_last_session"] = expected_last
-    health["in_universe"] = health.index.isin(universe["symbols"])
+    enabled = [g for g in exchange_groups(universe) if g.enabled]
+    group_of = {s: g for g in enabled for s in g.symbols}
+    symbols = sorted(set(group_of) | set(accounting["symbol"]))
+    health = accounting.set_index("symbol").reindex(symbols).fillna(0).astype("int64").join(spans)
+    health["group"] = [group_of[s].name if s in group_of else None for s in symbols]
+    health["missing_sessions"] = np.nan
+    health["sessions_behind"] = np.nan
+    health["expected_last_session"] = pd.NaT
+    for group in enabled:
+        sessions = exchange_sessions(group.calendar, start, today)
+        expected_last = sessions.max()
+        members = health.index.isin(group.symbols)
+        stored = members & health["first_date"].notna()
+        first = sessions.searchsorted(health.loc[stored, "first_date"], "left")
+        last = sessions.searchsorted(health.loc[stored, "last_date"], "right")
+        health.loc[stored, "missing_sessions"] = last - first - health.loc[stored, "rows"]
+        health.loc[stored, "sessions_behind"] = sessions.searchsorted(expected_last, "right") - last
+        health.loc[members, "expected_last_session"] = expected_last
     health["status"] = np.select(
         [
-            ~health["in_universe"],
+            health["group"].isna(),
             health["rows"].isna(),
             health["sessions_behind"] > max_sessions_behind,
         ],
@@ -264,10 +276,11 @@ def data_health(
         default="fresh",
     )
     health = health.drop(columns="rows").rename_axis("symbol").reset_index()
+    for column in ["missing_sessions", "sessions_behind"]:
+        health[column] = health[column].astype("Int64")
     logger.info(
-        "Data health: %s; missing sessions %d; last expected session %s",
+        "Data health: %s; missing sessions %d",
         health["status"].value_counts().to_dict(),
         int(health["missing_sessions"].fillna(0).sum()),
-        expected_last.date(),
     )
     return health
