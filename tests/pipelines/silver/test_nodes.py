@@ -213,3 +213,14 @@ def test_each_symbol_is_checked_against_its_own_groups_calendar():
     assert health["group"].to_dict() == {"AAA": "warsaw", "USA": "us_markets"}
     # last expected session per group's own calendar: both exchanges open on Wed 31 Jan
     assert (health["expected_last_session"] == pd.Timestamp("2024-01-31")).all()
+
+
+def test_freshness_is_summarised_per_group_in_the_log(caplog):
+    rows = [_row("AAA", "2024-01-02", "10", 2), _row("BBB", "2024-01-08", "10", 2)]
+    silver, _, accounting = _validate(rows)
+    with caplog.at_level("INFO"):
+        data_health(silver, accounting, UNIVERSE, RUN_DATE, max_sessions_behind=1)
+    assert (
+        "Freshness of warsaw (XWAR): last expected session 2024-01-10; 2 of 3 symbols stored, "
+        "newest 2024-01-08, at most 6 sessions behind"
+    ) in caplog.text

@@ -129,7 +129,7 @@ def _parse(rows: pd.DataFrame, date_format: str, decimal: str) -> pd.DataFrame:
 
 
 def _failure_reasons(typed: pd.DataFrame, raw: pd.DataFrame, schema) -> pd.Series:
-    """All reason codes per failing row index, in schema order, joined by ';'."""
+    """All reason codes per failing row index, most basic first (REASON_ORDER), joined by ';'."""
     import pandera.errors as pa_errors
 
     try:
@@ -266,6 +266,18 @@ def data_health(
         health.loc[stored, "missing_sessions"] = last - first - health.loc[stored, "rows"]
         health.loc[stored, "sessions_behind"] = sessions.searchsorted(expected_last, "right") - last
         health.loc[members, "expected_last_session"] = expected_last
+        behind = health.loc[stored, "sessions_behind"]
+        logger.info(
+            "Freshness of %s (%s): last expected session %s; %d of %d symbols stored, "
+            "newest %s, at most %s sessions behind",
+            group.name,
+            group.calendar,
+            expected_last.date(),
+            int(stored.sum()),
+            len(group.symbols),
+            health.loc[stored, "last_date"].max().date() if stored.any() else None,
+            int(behind.max()) if len(behind) else None,
+        )
     health["status"] = np.select(
         [
             health["group"].isna(),
