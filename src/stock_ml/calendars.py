@@ -2,15 +2,23 @@
 
 from __future__ import annotations
 
+from functools import cache
+
 import pandas as pd
 
 
 def exchange_sessions(calendar: str, start, end) -> pd.DatetimeIndex:
     """Sessions of an exchange calendar (e.g. XWAR, XNYS) between two dates, inclusive."""
+    first = min(pd.Timestamp(start), pd.Timestamp(end)).normalize()
+    return _sessions(calendar, first, pd.Timestamp(end).normalize())
+
+
+@cache
+def _sessions(calendar: str, first: pd.Timestamp, last: pd.Timestamp) -> pd.DatetimeIndex:
+    """Memoized: building a calendar costs ~0.2 s, and silver and data health ask for the same
+    sessions in one run. A DatetimeIndex is immutable, so sharing it is safe."""
     import exchange_calendars as xcals  # 0.5 s import: only where sessions are needed
 
-    first = min(pd.Timestamp(start), pd.Timestamp(end)).normalize()
-    last = pd.Timestamp(end).normalize()
     # The calendar's own bounds must contain the range with room on both sides: exchange-calendars
     # rejects a range end later than the calendar's last session, and needs start < end.
     bounds = {"start": first - pd.Timedelta(days=7), "end": last + pd.Timedelta(days=7)}

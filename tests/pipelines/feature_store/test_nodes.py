@@ -13,25 +13,8 @@ from stock_ml.pipelines.feature_store.nodes import (
 )
 from stock_ml.synthetic import generate_ohlcv
 
-DATE_FORMAT = "%Y-%m-%d"
 CLOSE = [10.0, 8.0, 9.0, 11.0, 10.0, 12.0, 10.0]
 DATES = pd.bdate_range("2024-01-01", periods=len(CLOSE))  # Mon 1 Jan .. Tue 9 Jan
-
-
-def _bronze_row(symbol, date, close, source_row, *, run_id="run-1", source_file="aaa_d"):
-    return {
-        "symbol": symbol,
-        "date": date,
-        "open": str(close),
-        "high": str(float(close) + 1),
-        "low": str(float(close) - 1),
-        "close": str(close),
-        "volume": "1000",
-        "source": "csv_folder",
-        "source_file": source_file,
-        "source_row": source_row,
-        "ingest_run_id": run_id,
-    }
 
 
 def _prices(close=CLOSE, symbol="AAA", dates=DATES) -> pd.DataFrame:

@@ -29,13 +29,14 @@ import numpy as np
 import pandas as pd
 
 from stock_ml.calendars import exchange_sessions
+from stock_ml.pipelines.ingest.nodes import PRICE_COLUMNS
 from stock_ml.universe import exchange_groups, symbol_calendars
 
 logger = logging.getLogger(__name__)
 
 KEYS = ["symbol", "date"]
 PRICE_FIELDS = ["open", "high", "low", "close", "volume"]
-SOURCE_FIELDS = ["date", *PRICE_FIELDS]
+SOURCE_FIELDS = PRICE_COLUMNS  # the bronze value columns, as the source wrote them
 SILVER_COLUMNS = [*KEYS, *PRICE_FIELDS, "ingest_run_id"]
 # A row's primary reason is its most basic defect: a value that is not there or does not parse,
 # then who and when, then the values, then how they relate.
