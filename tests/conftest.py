@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 
 from tests.integration.project import BIN, copy_project, run
+from tests.yahoo_replay import fresh_yfinance, yahoo  # noqa: F401  (fixtures)
 
 E2E_RUN_ID = "e2e-test-run"
 
