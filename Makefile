@@ -11,7 +11,7 @@ BIN      := $(VENV)/bin
 ENV      ?= dev
 ENVS     ?= dev test prod
 DAGS_DIR ?= airflow_dags
-DAG_PIPELINES ?= daily,retraining
+DAG_PIPELINES ?= daily,retraining,backfill
 # Where the generated DAGs run the project from (override per deployment or with
 # STOCK_ML_PROJECT_PATH on the worker).
 PROJECT_PATH ?= $(CURDIR)

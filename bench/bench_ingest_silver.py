@@ -8,6 +8,10 @@ What it measures, for each size ``SYMBOLSxYEARS`` (YEARS * 252 sessions of the X
 - ``health``: ``data_health`` (per-symbol completeness and freshness);
 - rows/s of the three steps together, and the process max RSS after the size.
 
+With ``--defects N`` each size also runs a second variant, side by side with the clean one: N of
+every defect kind of ``stock_ml.synthetic.inject_defects`` per 100 symbols, so the quarantine path
+(failure cases, reason ranking) is measured too.
+
 Max RSS comes from ``resource.getrusage(RUSAGE_SELF).ru_maxrss``: it is the peak of the whole
 process so far (cumulative over the sizes run before), not the peak of one size. Run the sizes in
 increasing order to read it as "peak up to this size". Times are the best of ``--repeat`` runs.
@@ -20,6 +24,7 @@ Run from the project root:
 
     .venv/bin/python bench/bench_ingest_silver.py
     .venv/bin/python bench/bench_ingest_silver.py --sizes 50x2,500x10 --repeat 3
+    .venv/bin/python bench/bench_ingest_silver.py --sizes 500x10 --defects 20    # clean vs defects
     .venv/bin/python bench/bench_ingest_silver.py --sizes 50x2 --profile   # cProfile top functions
 """
 
@@ -38,6 +43,7 @@ os.environ.setdefault("KEDRO_DISABLE_TELEMETRY", "true")
 
 from stock_ml.pipelines.ingest.nodes import extract_prices  # noqa: E402
 from stock_ml.pipelines.silver.nodes import data_health, validate_prices  # noqa: E402
+from stock_ml.synthetic import DEFECTS  # noqa: E402
 
 SESSIONS_PER_YEAR = 252
 SEED = 7
@@ -46,12 +52,14 @@ CALENDAR = "XWAR"
 # As conf/base/parameters_silver.yml (silver.parsing).
 PARSING = {"date_format": "%Y-%m-%d", "decimal": "."}
 RUN_DATE = "2026-11-23"
-RUN_ID = "bench"
+RUN = {"id": "bench", "date": RUN_DATE, "time": f"{RUN_DATE}T18:00:00+00:00"}
+FULL = {"mode": "full", "after": {}, "start": None, "end": None, "chunks": [[None, None]]}
 
 
 @dataclass
 class Result:
     size: str
+    variant: str
     symbols: int
     sessions: int
     bronze_rows: int
@@ -86,7 +94,7 @@ def parse_sizes(text: str) -> list[tuple[int, int]]:
     return sizes
 
 
-def inputs(n_symbols: int, sessions: int) -> tuple[dict, dict]:
+def inputs(n_symbols: int, sessions: int, defects: int = 0) -> tuple[dict, dict]:
     symbols = [f"S{i:04d}" for i in range(n_symbols)]
     source = {
         "kind": "synthetic",
@@ -96,18 +104,27 @@ def inputs(n_symbols: int, sessions: int) -> tuple[dict, dict]:
             "start": START,
             "sessions": sessions,
             "calendar": CALENDAR,
+            "defects": {
+                kind: defects * max(1, n_symbols // 100)
+                for kind in DEFECTS
+                if kind != "stale_series"
+            },
         },
     }
     universe = {"groups": {"bench": {"calendar": CALENDAR, "symbols": symbols}}}
     return source, universe
 
 
-def run_once(n_symbols: int, sessions: int) -> tuple[dict[str, float], tuple]:
+def _no_yahoo(*args):
+    raise AssertionError("the benchmark never fetches")
+
+
+def run_once(n_symbols: int, sessions: int, defects: int = 0) -> tuple[dict[str, float], tuple]:
     """One ingest + silver pass; returns seconds per step and the outputs of the last step."""
-    source, universe = inputs(n_symbols, sessions)
+    source, universe = inputs(n_symbols, sessions, defects)
 
     t0 = time.perf_counter()
-    bronze = extract_prices({}, source, {}, universe, RUN_ID)
+    (bronze,) = extract_prices({}, _no_yahoo, FULL, source, {}, universe, PARSING, RUN).values()
     t1 = time.perf_counter()
     silver, quarantine, accounting = validate_prices(bronze, universe, PARSING, RUN_DATE)
     t2 = time.perf_counter()
@@ -123,16 +140,17 @@ def max_rss_mib() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
-def bench_size(n_symbols: int, years: int, repeat: int) -> Result:
+def bench_size(n_symbols: int, years: int, repeat: int, defects: int = 0) -> Result:
     sessions = years * SESSIONS_PER_YEAR
     best: dict[str, float] = {}
     outputs = None
     for _ in range(repeat):
-        seconds, outputs = run_once(n_symbols, sessions)
+        seconds, outputs = run_once(n_symbols, sessions, defects)
         best = {k: min(v, best.get(k, float("inf"))) for k, v in seconds.items()}
     bronze, silver, quarantine, accounting = outputs
     result = Result(
         size=f"{n_symbols}x{years}",
+        variant=f"defects {defects}/100 sym" if defects else "clean",
         symbols=n_symbols,
         sessions=sessions,
         bronze_rows=len(bronze),
@@ -150,18 +168,19 @@ def bench_size(n_symbols: int, years: int, repeat: int) -> Result:
 
 def markdown_table(results: list[Result], repeat: int) -> str:
     header = (
-        "| size (sym x yr) | sessions | bronze rows | ingest s | validate s | health s "
-        "| total s | rows/s | max RSS MiB (cumulative) |"
+        "| size (sym x yr) | input | sessions | bronze rows | quarantined | ingest s | validate s "
+        "| health s | total s | rows/s | max RSS MiB (cumulative) |"
     )
     lines = [
         f"Best of {repeat} run(s) per step; RSS is the process peak so far.",
         "",
         header,
-        "|---|---:|---:|---:|---:|---:|---:|---:|---:|",
+        "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for r in results:
         lines.append(
-            f"| {r.size} | {r.sessions:,} | {r.bronze_rows:,} | {r.ingest_s:.2f} "
+            f"| {r.size} | {r.variant} | {r.sessions:,} | {r.bronze_rows:,} | {r.quarantined:,} "
+            f"| {r.ingest_s:.2f} "
             f"| {r.validate_s:.2f} | {r.health_s:.2f} | {r.total_s:.2f} "
             f"| {r.rows_per_s:,.0f} | {r.max_rss_mib:,.0f} |"
         )
@@ -190,6 +209,12 @@ def main() -> None:
     )
     parser.add_argument("--repeat", type=int, default=1, help="runs per size; best is reported")
     parser.add_argument(
+        "--defects",
+        type=int,
+        default=0,
+        help="also run each size with this many of every defect kind per 100 symbols",
+    )
+    parser.add_argument(
         "--profile",
         action="store_true",
         help="instead of timing, cProfile one run of each size and print the top functions",
@@ -206,22 +231,24 @@ def main() -> None:
 
     wall = time.perf_counter()
     results = []
+    variants = [0, args.defects] if args.defects else [0]
     for n_symbols, years in args.sizes:
-        r = bench_size(n_symbols, years, max(1, args.repeat))
-        results.append(r)
-        print(
-            f"{r.size:>9}: {r.bronze_rows:>9,} rows  ingest {r.ingest_s:7.2f}s  "
-            f"validate {r.validate_s:7.2f}s  health {r.health_s:6.2f}s  "
-            f"total {r.total_s:7.2f}s  {r.rows_per_s:>10,.0f} rows/s  "
-            f"maxRSS {r.max_rss_mib:,.0f} MiB",
-            flush=True,
-        )
-        print(
-            f"{'':>9}  accounting: bronze {r.bronze_rows:,} == silver {r.silver_rows:,} "
-            f"+ quarantine {r.quarantined:,} + exact duplicates {r.exact_duplicates:,} "
-            f"-> {'OK' if r.identity_holds else 'MISMATCH'}",
-            flush=True,
-        )
+        for defects in variants:
+            r = bench_size(n_symbols, years, max(1, args.repeat), defects)
+            results.append(r)
+            print(
+                f"{r.size:>9} {r.variant}: {r.bronze_rows:>9,} rows  ingest {r.ingest_s:7.2f}s  "
+                f"validate {r.validate_s:7.2f}s  health {r.health_s:6.2f}s  "
+                f"total {r.total_s:7.2f}s  {r.rows_per_s:>10,.0f} rows/s  "
+                f"maxRSS {r.max_rss_mib:,.0f} MiB",
+                flush=True,
+            )
+            print(
+                f"{'':>9}  accounting: bronze {r.bronze_rows:,} == silver {r.silver_rows:,} "
+                f"+ quarantine {r.quarantined:,} + exact duplicates {r.exact_duplicates:,} "
+                f"-> {'OK' if r.identity_holds else 'MISMATCH'}",
+                flush=True,
+            )
     print()
     print(markdown_table(results, max(1, args.repeat)))
     print(f"\nWall time (after warm-up): {time.perf_counter() - wall:.1f}s")

@@ -1,4 +1,4 @@
-"""The registered pipelines: six stages and the daily / retraining / default groups."""
+"""The registered pipelines: six stages and the daily / retraining / backfill / default groups."""
 
 from __future__ import annotations
 
@@ -21,12 +21,12 @@ def _names(pipeline) -> set[str]:
 
 
 def test_registered_pipeline_names(pipelines):
-    assert set(pipelines) == {*STAGES, "daily", "retraining", "__default__"}
+    assert set(pipelines) == {*STAGES, "daily", "retraining", "backfill", "__default__"}
 
 
 def test_stage_pipelines_hold_their_nodes(pipelines):
-    assert _names(pipelines["ingest"]) == {"extract_prices"}
-    assert _names(pipelines["silver"]) == {"validate_prices", "data_health"}
+    assert _names(pipelines["ingest"]) == {"plan_ingest", "extract_prices"}
+    assert _names(pipelines["silver"]) == {"validate_prices", "merge_silver", "data_health"}
     assert _names(pipelines["feature_store"]) == {
         "build_features",
         "build_labels",
@@ -74,17 +74,32 @@ def test_retraining_refreshes_data_and_trains_but_never_scores(pipelines):
     assert "champion_model" in retraining.all_outputs()
 
 
+def test_backfill_refreshes_the_stores_only(pipelines):
+    assert _names(pipelines["backfill"]) == set().union(
+        *(_names(pipelines[s]) for s in ["ingest", "silver", "feature_store"])
+    )
+
+
+def test_incremental_state_is_read_through_a_view_not_a_cycle(pipelines):
+    """Ingest reads what silver stores under another name: Kedro's graph stays acyclic."""
+    default = pipelines["__default__"]
+    assert {"stored_silver_watermarks", "stored_silver_prices"} <= default.inputs()
+    assert "silver_prices" in default.all_outputs()
+    order = [node.name for node in default.nodes]
+    assert order.index("plan_ingest") < order.index("extract_prices") < order.index("merge_silver")
+
+
 def test_default_contains_every_node_of_every_stage(pipelines):
     default = pipelines["__default__"]
     every_stage = set().union(*(_names(pipelines[s]) for s in STAGES))
     assert _names(default) == every_stage
-    assert len(default.nodes) == sum(len(pipelines[s].nodes) for s in STAGES) == 15
+    assert len(default.nodes) == sum(len(pipelines[s].nodes) for s in STAGES) == 17
 
 
 def test_default_runs_stages_in_dependency_order(pipelines):
     order = [node.name for node in pipelines["__default__"].nodes]  # topologically sorted
     assert order.index("extract_prices") < order.index("validate_prices")
-    assert order.index("validate_prices") < order.index("build_features")
+    assert order.index("merge_silver") < order.index("build_features")
     assert order.index("build_model_input") < order.index("split_by_date")
     assert order.index("register_model") < order.index("score_latest_sessions")
     assert order.index("score_latest_sessions") < order.index("matured_performance")

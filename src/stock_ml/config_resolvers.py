@@ -14,3 +14,9 @@ def run_stamp() -> str:
 def today() -> str:
     """The run date of a manual run: today's UTC date, fixed once per process."""
     return datetime.now(UTC).date().isoformat()
+
+
+@cache
+def now() -> str:
+    """The start time of this process's run (UTC, ISO 8601): bronze's ingest time."""
+    return datetime.now(UTC).isoformat(timespec="seconds")

@@ -1,9 +1,10 @@
 """Project pipelines.
 
 Each stage is its own pipeline folder (ingest → silver → feature_store → training → inference →
-monitoring). Two groups are registered for Airflow: ``daily`` (refresh the
-data, score with the champion, judge past predictions) and ``retraining`` (refresh the data, train,
-register). ``__default__`` runs every stage once in order.
+monitoring). Three groups are registered for Airflow: ``daily`` (refresh the
+data, score with the champion, judge past predictions), ``retraining`` (refresh the data, train,
+register) and ``backfill`` (refetch a date range into the stores; run with
+``ingest_mode=backfill``). ``__default__`` runs every stage once in order.
 
 The stages are listed explicitly rather than found with ``find_pipelines``: Kedro 1.7 narrows
 ``find_pipelines`` to the pipeline names a run asks for, so a group such as ``daily`` (no folder of
@@ -32,5 +33,6 @@ def register_pipelines() -> dict[str, Pipeline]:
         **stages,
         "daily": data + stages["inference"] + stages["monitoring"],
         "retraining": data + stages["training"],
+        "backfill": data,
         "__default__": sum((stages[name] for name in stages_in_order), Pipeline([])),
     }

@@ -7,7 +7,7 @@ its own run id as a runtime param instead; ``today`` is the run date of a manual
 
 from kedro.config import OmegaConfigLoader
 
-from stock_ml.config_resolvers import run_stamp, today
+from stock_ml.config_resolvers import now, run_stamp, today
 from stock_ml.hooks import RunSummaryHook
 
 HOOKS = (RunSummaryHook(),)
@@ -21,5 +21,9 @@ CONFIG_LOADER_ARGS = {
         "mlflow": ["mlflow*", "mlflow/**"],
     },
     "merge_strategy": {"parameters": "soft", "airflow": "soft", "mlflow": "soft"},
-    "custom_resolvers": {"stock_ml.run_stamp": run_stamp, "stock_ml.today": today},
+    "custom_resolvers": {
+        "stock_ml.run_stamp": run_stamp,
+        "stock_ml.today": today,
+        "stock_ml.now": now,
+    },
 }

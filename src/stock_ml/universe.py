@@ -1,8 +1,8 @@
 """The env's universe: exchange groups declared in conf, each with its calendar and symbols.
 
 ``universe.groups.<name>`` = {enabled, calendar (exchange-calendars name), timezone, priority,
-symbols}. Disabling a group in conf removes its symbols from the run: ingest does not read them,
-silver treats them as unknown, health does not expect them.
+symbols, yahoo_suffix}. Disabling a group in conf removes its symbols from the run: ingest does
+not read them, silver treats them as unknown, health does not expect them.
 """
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ class ExchangeGroup:
     priority: int
     symbols: tuple[str, ...]
     enabled: bool
+    yahoo_suffix: str = ""  # Yahoo Finance ticker = symbol + suffix (".WA" for Warsaw)
 
 
 def exchange_groups(universe: dict) -> list[ExchangeGroup]:
@@ -30,6 +31,7 @@ def exchange_groups(universe: dict) -> list[ExchangeGroup]:
             priority=int(spec.get("priority", 100)),
             symbols=tuple(str(s).upper() for s in spec.get("symbols", [])),
             enabled=bool(spec.get("enabled", True)),
+            yahoo_suffix=str(spec.get("yahoo_suffix", "")),
         )
         for name, spec in universe["groups"].items()
     ]
@@ -58,5 +60,15 @@ def symbol_groups(universe: dict, enabled: bool) -> dict[str, str]:
         symbol: group.name
         for group in exchange_groups(universe)
         if group.enabled == enabled
+        for symbol in group.symbols
+    }
+
+
+def yahoo_tickers(universe: dict) -> dict[str, str]:
+    """Symbol → Yahoo Finance ticker over the enabled groups (symbol + the group's suffix)."""
+    return {
+        symbol: symbol + group.yahoo_suffix
+        for group in exchange_groups(universe)
+        if group.enabled
         for symbol in group.symbols
     }

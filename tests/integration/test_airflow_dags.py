@@ -9,12 +9,15 @@ import mlflow
 import pandas as pd
 import pytest
 
+from stock_ml.runs import safe_run_id
 from tests.integration.project import BIN, REPO, command_env, copy_project, env_outputs, run
 
 pytestmark = pytest.mark.slow
 
 EXPECTED_DAG_IDS = {
-    f"{env}_stock_ml_{group}" for env in ("dev", "test", "prod") for group in ("daily", "training")
+    f"{env}_stock_ml_{group}"
+    for env in ("dev", "test", "prod")
+    for group in ("daily", "training", "backfill")
 }
 
 # Runs inside the Airflow environment: import every DAG file the way the scheduler would.
@@ -33,6 +36,7 @@ print(json.dumps({
             "catchup": d.catchup,
             "timezone": str(d.timezone),
             "tags": sorted(d.tags),
+            "params": {k: d.params[k] for k in d.params},
             "tasks": sorted(t.task_id for t in d.tasks),
             "file": d.fileloc,
         }
@@ -77,7 +81,7 @@ def test_make_dags_writes_one_file_per_env_and_group(airflow) -> None:
     assert files == sorted(
         f"stock_ml_{env}_{pipeline}_dag.py"
         for env in ("dev", "test", "prod")
-        for pipeline in ("daily", "retraining")
+        for pipeline in ("daily", "retraining", "backfill")
     )
 
 
@@ -93,6 +97,11 @@ def test_dag_settings_come_from_each_envs_conf(dagbag: dict) -> None:
     for env in ("dev", "test"):
         for group in ("daily", "training"):
             assert dags[f"{env}_stock_ml_{group}"]["schedule"] is None
+    for env in ("dev", "test", "prod"):
+        backfill = dags[f"{env}_stock_ml_backfill"]
+        assert backfill["schedule"] is None, "a backfill runs on demand"
+        assert backfill["params"] == {"backfill_start": None, "backfill_end": None}
+        assert dags[f"{env}_stock_ml_daily"]["params"] == {}
     for dag_id, dag in dags.items():
         env = dag_id.split("_")[0]
         assert dag["paused"] is (env == "prod")
@@ -106,14 +115,20 @@ def test_dag_settings_come_from_each_envs_conf(dagbag: dict) -> None:
 def test_tasks_follow_the_kedro_pipelines(dagbag: dict) -> None:
     daily = dagbag["dags"]["test_stock_ml_daily"]["tasks"]
     training = dagbag["dags"]["test_stock_ml_training"]["tasks"]
-    assert "score-latest-sessions" in daily and "extract-prices" in daily
+    assert "score-latest-sessions" in daily
+    assert any("extract-prices" in t for t in daily)
     assert not any("train-model" in t for t in daily)
     # nodes joined by in-memory datasets run in one task (kedro-airflow --group-by memory)
     assert any("train-model" in t and "register-model" in t for t in training)
 
 
-def _dags_test(airflow, dag_id: str) -> dict:
-    run([str(BIN / "airflow"), "dags", "test", dag_id], cwd=airflow["cwd"], env=airflow["env"])
+def _dags_test(airflow, dag_id: str, conf: dict | None = None) -> dict:
+    extra = ["-c", json.dumps(conf)] if conf else []
+    run(
+        [str(BIN / "airflow"), "dags", "test", dag_id, *extra],
+        cwd=airflow["cwd"],
+        env=airflow["env"],
+    )
     listed = run(
         [str(BIN / "airflow"), "dags", "list-runs", dag_id, "-o", "json"],
         cwd=airflow["cwd"],
@@ -138,12 +153,14 @@ def test_training_then_daily_dag_run_under_airflow(airflow) -> None:
 
     daily = _dags_test(airflow, "test_stock_ml_daily")
     assert daily["state"] == "success"
-    bronze_versions = sorted((root / "02_bronze" / "prices.parquet").iterdir())
-    assert len(bronze_versions) == 2, "each DAG's ingest task appended one bronze version"
-    ingest_ids = {
-        pd.read_parquet(v / "prices.parquet")["ingest_run_id"].iloc[0] for v in bronze_versions
+    bronze = {
+        path.stem.removeprefix("run_id="): pd.read_parquet(path)
+        for path in (root / "02_bronze" / "prices").rglob("*.parquet")
     }
-    assert ingest_ids == {training["run_id"], daily["run_id"]}
+    assert set(bronze) == {safe_run_id(training["run_id"]), safe_run_id(daily["run_id"])}
+    assert len(bronze[safe_run_id(training["run_id"])]) > 0
+    # the daily run came right after and the synthetic feed has no newer session: nothing new
+    assert bronze[safe_run_id(daily["run_id"])].empty
     predictions = pd.concat(
         pd.read_parquet(p) for p in (root / "07_predictions" / "predictions").glob("*.parquet")
     )
@@ -152,3 +169,30 @@ def test_training_then_daily_dag_run_under_airflow(airflow) -> None:
     assert len(pd.read_csv(root / "08_reporting" / "monitoring_performance.csv")) > 0
     # the DAGs ran the scratch copy (their baked project path), and only its test env
     assert env_outputs(project, "dev") == [] and env_outputs(project, "prod") == []
+
+
+def _latest_silver(root) -> pd.DataFrame:
+    latest = sorted((root / "03_silver" / "prices.parquet").iterdir())[-1]
+    return pd.read_parquet(latest / "prices.parquet")
+
+
+def test_backfill_dag_takes_its_range_from_the_trigger_conf(airflow) -> None:
+    root = airflow["project"] / "data" / "test_stock_data"
+    before = _latest_silver(root)
+    conf = {"backfill_start": "2021-03-01", "backfill_end": "2021-05-31"}
+    backfill = _dags_test(airflow, "test_stock_ml_backfill", conf)
+    assert backfill["state"] == "success"
+    (path,) = (root / "02_bronze" / "prices").rglob(
+        f"run_id={safe_run_id(backfill['run_id'])}.parquet"
+    )
+    bronze = pd.read_parquet(path)
+    assert set(bronze["ingest_mode"]) == {"backfill"}
+    assert sorted(set(bronze["ingest_chunk"])) == ["2021-03", "2021-04", "2021-05"]
+    after = _latest_silver(root)
+    assert len(after) == len(before), "a backfill of stored sessions replaces, never adds"
+    in_range = after["date"].between("2021-03-01", "2021-05-31")
+    assert set(after.loc[in_range, "ingest_run_id"]) == {backfill["run_id"]}
+    assert backfill["run_id"] not in set(after.loc[~in_range, "ingest_run_id"])
+    pd.testing.assert_frame_equal(
+        after.drop(columns="ingest_run_id"), before.drop(columns="ingest_run_id")
+    )

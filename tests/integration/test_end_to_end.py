@@ -6,6 +6,7 @@ from pathlib import Path
 
 import mlflow
 import pandas as pd
+import pyarrow.parquet as pq
 import pytest
 from kedro.config import OmegaConfigLoader
 
@@ -32,28 +33,36 @@ def root(test_env_project: Path) -> Path:
     return test_env_project / "data" / "test_stock_data"
 
 
+def _run_file(root: Path, table: str) -> Path:
+    """The one partition the e2e run wrote under a per-run table (bronze, quarantine, health)."""
+    (path,) = (root / table).glob(f"ingest_date=*/run_id={E2E_RUN_ID}.parquet")
+    return path
+
+
 def test_bronze_keeps_source_text_and_lineage(root: Path, params: dict) -> None:
     synthetic = params["ingest"]["source"]["synthetic"]
-    versions = sorted((root / "02_bronze" / "prices.parquet").iterdir())
-    assert len(versions) == 1, "one ingest run → one bronze version"
-    bronze = pd.read_parquet(versions[0] / "prices.parquet")
+    files = sorted((root / "02_bronze" / "prices").rglob("*.parquet"))
+    assert files == [_run_file(root, "02_bronze/prices")], "one ingest run → one bronze file"
+    assert files[0].parent.name.startswith("ingest_date=")
+    assert pq.ParquetFile(files[0]).metadata.row_group(0).column(0).compression == "ZSTD"
+    bronze = pd.read_parquet(files[0])
     assert len(bronze) == len(synthetic["symbols"]) * synthetic["sessions"]
     assert set(bronze["ingest_run_id"]) == {E2E_RUN_ID}
     assert set(bronze["source"]) == {"synthetic"}
+    assert set(bronze["ingest_mode"]) == {"incremental"}, "the default mode; nothing stored yet"
     assert bronze["close"].map(type).eq(str).all(), "bronze stores what the source said, as text"
 
 
 def test_every_bronze_row_is_accounted_for(root: Path, params: dict) -> None:
-    bronze = pd.read_parquet(
-        next((root / "02_bronze" / "prices.parquet").iterdir()) / "prices.parquet"
-    )
-    silver = pd.read_parquet(root / "03_silver" / "prices.parquet")
-    quarantine = pd.read_parquet(root / "03_silver" / "quarantine.parquet")
-    accounting = pd.read_parquet(root / "03_silver" / "row_accounting.parquet")
-    assert len(bronze) == len(silver) + len(quarantine) + accounting["exact_duplicates"].sum()
-    assert accounting["rows_read"].sum() == len(bronze)
+    bronze = pd.read_parquet(_run_file(root, "02_bronze/prices"))
+    (silver_version,) = (root / "03_silver" / "prices.parquet").iterdir()
+    silver = pd.read_parquet(silver_version / "prices.parquet")
+    quarantine = pd.read_parquet(_run_file(root, "03_silver/quarantine"))
+    health = pd.read_parquet(_run_file(root, "03_silver/data_health"))
+    assert len(bronze) == len(silver) + len(quarantine) + health["exact_duplicates"].sum()
+    assert health["rows_read"].sum() == len(bronze)
+    assert (health["rows_read"] == health["kept"] + health["quarantined"]).all()
     assert quarantine.empty, "the synthetic universe is clean and on the XWAR calendar"
-    health = pd.read_parquet(root / "03_silver" / "data_health.parquet")
     warsaw = params["universe"]["groups"]["warsaw"]
     assert sorted(health["symbol"]) == sorted(warsaw["symbols"])
     assert set(health["group"]) == {"warsaw"}, "the disabled us_markets group is not expected"
@@ -64,7 +73,8 @@ def test_every_bronze_row_is_accounted_for(root: Path, params: dict) -> None:
 
 
 def test_silver_is_typed_unique_and_sorted(root: Path) -> None:
-    silver = pd.read_parquet(root / "03_silver" / "prices.parquet")
+    (silver_version,) = (root / "03_silver" / "prices.parquet").iterdir()
+    silver = pd.read_parquet(silver_version / "prices.parquet")
     assert not silver.duplicated(["symbol", "date"]).any()
     assert silver.equals(silver.sort_values(["symbol", "date"]).reset_index(drop=True))
     assert pd.api.types.is_datetime64_any_dtype(silver["date"])

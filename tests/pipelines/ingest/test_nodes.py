@@ -9,10 +9,10 @@ import pytest
 from stock_ml.pipelines.ingest.nodes import (
     BRONZE_COLUMNS,
     PRICE_COLUMNS,
-    extract_prices,
     read_csv_partitions,
 )
 from stock_ml.synthetic import generate_ohlcv
+from tests.pipelines.ingest.bronze import bronze_rows
 
 VENDOR_COLUMNS = {
     "Data": "date",
@@ -161,7 +161,7 @@ def _synthetic_source(**overrides) -> dict:
 
 
 def test_extract_prices_csv_folder_stamps_lineage_and_keeps_text(partitions):
-    bronze = extract_prices(
+    bronze = bronze_rows(
         partitions,
         {"kind": "csv_folder", "csv_format": "vendor"},
         {"vendor": CSV_CONF},
@@ -178,15 +178,15 @@ def test_extract_prices_csv_folder_stamps_lineage_and_keeps_text(partitions):
 
 
 def test_extract_prices_synthetic_is_reproducible_for_a_seed():
-    first = extract_prices({}, _synthetic_source(), {}, UNIVERSE, "run-1")
-    second = extract_prices({}, _synthetic_source(), {}, UNIVERSE, "run-1")
+    first = bronze_rows({}, _synthetic_source(), {}, UNIVERSE, "run-1")
+    second = bronze_rows({}, _synthetic_source(), {}, UNIVERSE, "run-1")
     pd.testing.assert_frame_equal(first, second, check_exact=True)
-    other_seed = extract_prices({}, _synthetic_source(seed=4), {}, UNIVERSE, "run-1")
+    other_seed = bronze_rows({}, _synthetic_source(seed=4), {}, UNIVERSE, "run-1")
     assert not first["close"].equals(other_seed["close"])
 
 
 def test_extract_prices_synthetic_rows_carry_run_id_and_bronze_schema():
-    bronze = extract_prices({}, _synthetic_source(), {}, UNIVERSE, "run-xyz")
+    bronze = bronze_rows({}, _synthetic_source(), {}, UNIVERSE, "run-xyz")
     assert list(bronze.columns) == BRONZE_COLUMNS
     assert len(bronze) == 2 * 15
     assert (bronze["ingest_run_id"] == "run-xyz").all()
@@ -199,7 +199,7 @@ def test_extract_prices_synthetic_rows_carry_run_id_and_bronze_schema():
 
 
 def test_extract_prices_synthetic_text_round_trips_to_generated_floats():
-    bronze = extract_prices({}, _synthetic_source(), {}, UNIVERSE, "run-1")
+    bronze = bronze_rows({}, _synthetic_source(), {}, UNIVERSE, "run-1")
     prices = generate_ohlcv(["AAA", "BBB"], "2024-01-01", 15, 3)
     for column in ["open", "high", "low", "close", "volume"]:
         np.testing.assert_array_equal(bronze[column].astype(float).to_numpy(), prices[column])
@@ -207,13 +207,13 @@ def test_extract_prices_synthetic_text_round_trips_to_generated_floats():
 
 def test_extract_prices_synthetic_does_not_load_csv_partitions():
     lazy = {"never_d": _failing_loader}
-    bronze = extract_prices(lazy, _synthetic_source(), {}, UNIVERSE, "run-1")
+    bronze = bronze_rows(lazy, _synthetic_source(), {}, UNIVERSE, "run-1")
     assert len(bronze) == 30
 
 
 def test_extract_prices_rejects_unknown_kind():
     with pytest.raises(ValueError, match=r"ingest.source.kind must be .* got 'ftp'"):
-        extract_prices({}, {"kind": "ftp"}, {}, UNIVERSE, "run-1")
+        bronze_rows({}, {"kind": "ftp"}, {}, UNIVERSE, "run-1")
 
 
 # --- generate_ohlcv -----------------------------------------------------------------------------
@@ -280,7 +280,7 @@ def test_a_disabled_groups_files_are_not_read(partitions, caplog):
         }
     }
     with caplog.at_level("INFO"):
-        bronze = extract_prices(
+        bronze = bronze_rows(
             partitions, {"kind": "csv_folder", "csv_format": "v"}, {"v": CSV_CONF}, universe, "r"
         )
     assert set(bronze["symbol"]) == {"ABC"}

@@ -10,8 +10,8 @@ import pytest
 import yaml
 from kedro_datasets.partitions import PartitionedDataset
 
-from stock_ml.pipelines.ingest.nodes import extract_prices
 from stock_ml.pipelines.silver.nodes import data_health, validate_prices
+from tests.pipelines.ingest.bronze import bronze_rows
 
 REPO = Path(__file__).resolve().parents[3]
 CORPUS = REPO / "tests" / "data" / "bad_inputs"
@@ -34,9 +34,7 @@ def _ingest(case: str):
         dataset=catalog["dataset"],
         filename_suffix=catalog["filename_suffix"],
     ).load()
-    return extract_prices(
-        files, ingest["source"], ingest["csv_formats"], UNIVERSE, f"corpus-{case}"
-    )
+    return bronze_rows(files, ingest["source"], ingest["csv_formats"], UNIVERSE, f"corpus-{case}")
 
 
 def _silver(case: str):

@@ -6,9 +6,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from stock_ml.pipelines.ingest.nodes import BRONZE_COLUMNS, extract_prices
+from stock_ml.pipelines.ingest.nodes import BRONZE_COLUMNS
 from stock_ml.pipelines.silver.nodes import SILVER_COLUMNS, data_health, validate_prices
 from stock_ml.synthetic import generate_ohlcv
+from tests.pipelines.ingest.bronze import bronze_rows
 
 PARSING = {"date_format": "%Y-%m-%d", "decimal": "."}
 UNIVERSE = {"groups": {"warsaw": {"calendar": "XWAR", "symbols": ["AAA", "BBB", "CCC"]}}}
@@ -133,7 +134,7 @@ def test_synthetic_bronze_recovers_generated_prices():
         "synthetic": {"seed": 5, "symbols": ["BBB", "AAA"], "start": "2024-01-01", "sessions": 30},
     }
     silver, quarantine, _ = validate_prices(
-        extract_prices({}, source, {}, UNIVERSE, "run-1"),
+        bronze_rows({}, source, {}, UNIVERSE, "run-1"),
         {"groups": {"warsaw": {"calendar": "XWAR", "symbols": ["AAA", "BBB"]}}},
         PARSING,
         "2024-12-31",

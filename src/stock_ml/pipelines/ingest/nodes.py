@@ -2,6 +2,20 @@
 
 Bronze holds the source's values as text (no typing, no cleaning) plus lineage columns, so a later
 question "what did the vendor send?" has an answer. Typing happens in silver.
+
+Modes (``ingest.mode``, or ``--params ingest_mode=...`` for one run):
+
+===========  ===================================================================================
+incremental  only rows after the last stored session of each symbol (all rows for a symbol with
+             none stored); rows stored by this same run id do not count, so a rerun refetches
+             exactly what its first attempt fetched
+full         every row the source has; silver is rebuilt from this run alone (a new version)
+backfill     rows from ``backfill.start`` to ``backfill.end``, in calendar-month chunks; silver's
+             rows in that range are replaced by the run's
+===========  ===================================================================================
+
+Rows whose date does not parse are never left out by the window: they go to bronze and silver
+quarantines them (a row that cannot be placed in time cannot be judged old either).
 """
 
 from __future__ import annotations
@@ -12,13 +26,23 @@ from collections.abc import Callable
 
 import pandas as pd
 
-from stock_ml.synthetic import generate_ohlcv
-from stock_ml.universe import symbol_groups
+from stock_ml.runs import run_partition_key
+from stock_ml.synthetic import generate_ohlcv, inject_defects, render_text
+from stock_ml.universe import symbol_groups, yahoo_tickers
 
 logger = logging.getLogger(__name__)
 
 PRICE_COLUMNS = ["date", "open", "high", "low", "close", "volume"]
-LINEAGE_COLUMNS = ["source", "source_file", "source_row", "ingest_run_id"]
+LINEAGE_COLUMNS = [
+    "source",
+    "source_file",
+    "source_row",
+    "ingest_run_id",
+    "ingest_time",
+    "ingest_mode",
+    "ingest_chunk",
+]
+MODES = ("incremental", "full", "backfill")
 BRONZE_COLUMNS = ["symbol", *PRICE_COLUMNS, *LINEAGE_COLUMNS]
 
 
@@ -93,39 +117,161 @@ def read_csv_partitions(
     return pd.concat(frames, ignore_index=True)
 
 
-def synthetic_source(synthetic: dict) -> pd.DataFrame:
-    """Seeded synthetic prices, rendered as text like a vendor file would be."""
+def synthetic_source(synthetic: dict, as_of: str | None = None) -> pd.DataFrame:
+    """Seeded synthetic prices, rendered as text like a vendor file would be.
+
+    With ``as_of`` the generator acts as a live feed seen on that date: sessions after it have not
+    happened yet and are not delivered (so runs with later run dates see history grow, the way
+    incremental ingest meets a real source).
+
+    ``synthetic.regimes`` (regime shifts) and ``synthetic.defects`` (counts of injected defects,
+    see ``stock_ml.synthetic.inject_defects``) are optional; without them the prices are clean.
+    """
     prices = generate_ohlcv(
         symbols=list(synthetic["symbols"]),
         start=str(synthetic["start"]),
         sessions=int(synthetic["sessions"]),
         seed=int(synthetic["seed"]),
         calendar=str(synthetic.get("calendar", "XWAR")),
+        regimes=list(synthetic.get("regimes") or []) or None,
     )
-    text = prices.astype({c: str for c in ["open", "high", "low", "close", "volume"]})
-    text["date"] = prices["date"].dt.strftime("%Y-%m-%d")
+    if as_of is not None:
+        prices = prices[prices["date"] <= pd.Timestamp(as_of)]
+    text = render_text(prices)
     text["source_file"] = f"synthetic(seed={synthetic['seed']})"
     text["source_row"] = text.groupby("symbol").cumcount() + 1
+    defects = dict(synthetic.get("defects") or {})
+    if any(int(count) for key, count in defects.items() if key != "stale_sessions"):
+        text, truth = inject_defects(text, defects, seed=int(synthetic["seed"]))
+        logger.info(
+            "Injected synthetic defects: %s", truth["defect"].value_counts().sort_index().to_dict()
+        )
     return text
+
+
+def parse_dates(text: pd.Series, date_format: str) -> pd.Series:
+    """Source date text → Timestamp; what does not parse is NaT (silver quarantines it)."""
+    return pd.to_datetime(text, format=date_format, errors="coerce")
+
+
+def plan_ingest(stored: pd.DataFrame, ingest: dict, universe: dict, run: dict) -> dict:
+    """Decide what this run fetches, from the mode and what silver already stores.
+
+    ``stored`` is silver's (symbol, date, ingest_run_id), empty before the first run. Returns
+    ``{"mode", "after": {symbol: last stored date}, "start", "end", "chunks": [[start, end]]}``
+    with ISO dates; ``start``/``end`` bound backfill only (``None`` otherwise).
+    """
+    mode = str(ingest["mode"])
+    if mode not in MODES:
+        raise ValueError(f"ingest.mode must be one of {list(MODES)}, got {mode!r}")
+    plan = {"mode": mode, "after": {}, "start": None, "end": None, "chunks": [[None, None]]}
+    if mode == "incremental":
+        earlier = stored[stored["ingest_run_id"] != str(run["id"])]
+        last = earlier.groupby("symbol")["date"].max()
+        plan["after"] = {symbol: day.date().isoformat() for symbol, day in last.items()}
+        logger.info(
+            "Incremental ingest: %d symbols stored (oldest watermark %s, newest %s)%s",
+            len(last),
+            last.min().date() if len(last) else None,
+            last.max().date() if len(last) else None,
+            "" if len(last) else "; nothing stored yet, so every row is new",
+        )
+    elif mode == "backfill":
+        window = ingest.get("backfill") or {}
+        if not window.get("start") or not window.get("end"):
+            raise ValueError(
+                "ingest.mode backfill needs a range: --params "
+                "ingest_mode=backfill,backfill_start=YYYY-MM-DD,backfill_end=YYYY-MM-DD"
+            )
+        start, end = pd.Timestamp(window["start"]), pd.Timestamp(window["end"])
+        if start > end:
+            raise ValueError(f"backfill start {start.date()} is after its end {end.date()}")
+        if end > pd.Timestamp(run["date"]):
+            raise ValueError(f"backfill end {end.date()} is after the run date {run['date']}")
+        plan.update(start=start.date().isoformat(), end=end.date().isoformat())
+        plan["chunks"] = monthly_chunks(start, end)
+        logger.info(
+            "Backfill %s..%s in %d monthly chunks", plan["start"], plan["end"], len(plan["chunks"])
+        )
+    else:
+        logger.info("Full ingest: every row of the source; silver is rebuilt from this run")
+    return plan
+
+
+def monthly_chunks(start: pd.Timestamp, end: pd.Timestamp) -> list[list[str]]:
+    """[start, end] cut at calendar-month boundaries: [[first day, last day], ...], inclusive."""
+    edges = pd.date_range(start.normalize(), end.normalize(), freq="MS")
+    firsts = [start.normalize(), *[e for e in edges if e > start.normalize()]]
+    lasts = [nxt - pd.Timedelta(days=1) for nxt in firsts[1:]] + [end.normalize()]
+    return [
+        [a.date().isoformat(), b.date().isoformat()] for a, b in zip(firsts, lasts, strict=True)
+    ]
+
+
+def _in_chunk(
+    frame: pd.DataFrame, dates: pd.Series, plan: dict, chunk: list
+) -> tuple[pd.Series, str]:
+    """Rows of ``frame`` this chunk takes, and the chunk's label."""
+    unparsed = dates.isna()
+    if plan["mode"] == "backfill":
+        start, end = pd.Timestamp(chunk[0]), pd.Timestamp(chunk[1])
+        # Unparseable dates belong to no month: the first chunk carries them to quarantine.
+        keep = dates.between(start, end) | (unparsed & (chunk == plan["chunks"][0]))
+        return keep, chunk[0][:7]
+    if plan["mode"] == "incremental" and plan["after"]:
+        after = pd.to_datetime(frame["symbol"].map(plan["after"]))
+        return unparsed | after.isna() | (dates > after), "all"
+    return pd.Series(True, index=frame.index), "all"
+
+
+def _fetch_yahoo(fetch, plan: dict, source: dict, universe: dict, run: dict) -> pd.DataFrame:
+    """Ask Yahoo only for the windows the plan needs: one request per chunk and start date."""
+    tickers = yahoo_tickers(universe)
+    history_start = str(source["yahoo"]["history_start"])
+    frames = []
+    for chunk in plan["chunks"]:
+        if plan["mode"] == "backfill":
+            windows = {(chunk[0], chunk[1]): list(tickers)}
+        else:
+            windows: dict[tuple[str, str], list[str]] = {}
+            for symbol in tickers:
+                after = plan["after"].get(symbol)
+                first = (
+                    (pd.Timestamp(after) + pd.Timedelta(days=1)).date().isoformat()
+                    if after
+                    else history_start
+                )
+                windows.setdefault((first, str(run["date"])), []).append(symbol)
+        for (first, last), symbols in sorted(windows.items()):
+            if first > last:
+                continue
+            logger.info("Yahoo: %d tickers, %s..%s", len(symbols), first, last)
+            frames.append(fetch({s: tickers[s] for s in symbols}, first, last))
+    columns = ["symbol", *PRICE_COLUMNS, "source_file", "source_row"]
+    return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=columns)
 
 
 def extract_prices(
     raw_price_files: dict[str, Callable[[], pd.DataFrame]],
+    yahoo_prices: Callable[..., pd.DataFrame],
+    plan: dict,
     source: dict,
     csv_formats: dict,
     universe: dict,
-    run_id: str,
-) -> pd.DataFrame:
-    """Read the source chosen by ``ingest.source.kind`` and stamp every row with its lineage.
+    parsing: dict,
+    run: dict,
+) -> dict[str, pd.DataFrame]:
+    """Read the source chosen by ``ingest.source.kind`` within the plan; stamp every row.
 
-    A ``csv_folder`` source is read with the format ``csv_formats[source.csv_format]``.
+    Returns the run's bronze partition ``{"ingest_date=<date>/run_id=<id>": rows}``: a rerun of
+    the same run id replaces it, any other run adds its own.
 
-    ``raw_price_files`` is a lazy PartitionedDataset: nothing is read unless the kind is
-    ``csv_folder``.
+    ``raw_price_files`` (PartitionedDataset) and ``yahoo_prices`` (a fetcher) are lazy: nothing is
+    read from a source the env did not choose. A ``csv_folder`` source is read with the format
+    ``csv_formats[source.csv_format]``.
     """
     kind = source["kind"]
-    disabled = symbol_groups(universe, enabled=False)
-    skip = frozenset(disabled)
+    skip = frozenset(symbol_groups(universe, enabled=False))
     if kind == "csv_folder":
         name = source["csv_format"]
         if name not in csv_formats:
@@ -135,15 +281,40 @@ def extract_prices(
             )
         frame = read_csv_partitions(raw_price_files, csv_formats[name], skip)
     elif kind == "synthetic":
-        frame = synthetic_source(source["synthetic"])
+        frame = synthetic_source(source["synthetic"], as_of=str(run["date"]))
         skipped = frame["symbol"].isin(skip)
         if skipped.any():
             logger.info("Skipped %d synthetic rows of disabled exchange groups", int(skipped.sum()))
         frame = frame[~skipped]
+    elif kind == "yahoo":
+        frame = _fetch_yahoo(yahoo_prices, plan, source, universe, run)
     else:
-        raise ValueError(f"ingest.source.kind must be 'csv_folder' or 'synthetic', got {kind!r}")
-    frame["source"] = kind
-    frame["ingest_run_id"] = run_id
+        raise ValueError(
+            f"ingest.source.kind must be 'csv_folder', 'synthetic' or 'yahoo', got {kind!r}"
+        )
+    frame = frame.reset_index(drop=True)
     frame[PRICE_COLUMNS] = frame[PRICE_COLUMNS].astype(str)
-    logger.info("Ingest run %s: %d rows, %d symbols", run_id, len(frame), frame.symbol.nunique())
-    return frame[BRONZE_COLUMNS]
+    dates = parse_dates(frame["date"], parsing["date_format"])
+    chunks, taken = [], pd.Series(False, index=frame.index)
+    for chunk in plan["chunks"]:
+        keep, label = _in_chunk(frame, dates, plan, chunk)
+        keep &= ~taken
+        taken |= keep
+        chunks.append(frame[keep].assign(ingest_chunk=label))
+        if plan["mode"] == "backfill":
+            logger.info("Backfill chunk %s: %d rows", label, int(keep.sum()))
+    rows = pd.concat(chunks, ignore_index=True)
+    rows["source"] = kind
+    rows["ingest_run_id"] = str(run["id"])
+    rows["ingest_time"] = str(run["time"])
+    rows["ingest_mode"] = plan["mode"]
+    logger.info(
+        "Ingest run %s (%s): %d of %d source rows are in the window (%d outside it), %d symbols",
+        run["id"],
+        plan["mode"],
+        len(rows),
+        len(frame),
+        len(frame) - len(rows),
+        rows["symbol"].nunique(),
+    )
+    return {run_partition_key(run): rows[BRONZE_COLUMNS]}

@@ -29,8 +29,9 @@ import numpy as np
 import pandas as pd
 
 from stock_ml.calendars import exchange_sessions
-from stock_ml.pipelines.ingest.nodes import PRICE_COLUMNS
-from stock_ml.universe import exchange_groups, symbol_calendars
+from stock_ml.pipelines.ingest.nodes import PRICE_COLUMNS, parse_dates
+from stock_ml.runs import run_partition_key
+from stock_ml.universe import exchange_groups, symbol_calendars, symbol_groups
 
 logger = logging.getLogger(__name__)
 
@@ -118,7 +119,7 @@ def _parse(rows: pd.DataFrame, date_format: str, decimal: str) -> pd.DataFrame:
     thousands separator): such values do not parse and are quarantined.
     """
     typed = rows[["symbol"]].astype(str)
-    typed["date"] = pd.to_datetime(rows["date"], format=date_format, errors="coerce")
+    typed["date"] = parse_dates(rows["date"], date_format)
     for field in PRICE_FIELDS:
         text = rows[field]
         if decimal != ".":
@@ -215,6 +216,102 @@ def validate_prices(
     )
     quarantine = quarantine.sort_values(["source_file", "source_row"]).reset_index(drop=True)
     return silver, quarantine, accounting
+
+
+def validate_run(
+    bronze_partitions: dict, universe: dict, parsing: dict, run: dict
+) -> tuple[pd.DataFrame, dict[str, pd.DataFrame], pd.DataFrame]:
+    """Validate this run's bronze partition: (its silver rows, its quarantine partition keyed
+    like the bronze one, its per-symbol accounting).
+
+    Only the run's own partition is read (the archive holds every earlier run, loaded lazily).
+    """
+    key = run_partition_key(run)
+    if key not in bronze_partitions:
+        raise ValueError(
+            f"No bronze partition {key!r} for run {run['id']!r}: run the ingest pipeline of this "
+            f"run first (stored runs: {len(bronze_partitions)})"
+        )
+    silver, quarantine, accounting = validate_prices(
+        bronze_partitions[key](), universe, parsing, str(run["date"])
+    )
+    return silver, {key: quarantine}, accounting
+
+
+def merge_silver(
+    stored: pd.DataFrame, run_rows: pd.DataFrame, ingest: dict, universe: dict, run: dict
+) -> pd.DataFrame:
+    """The new silver table: what is stored, updated with this run's rows by the ingest mode.
+
+    * full: this run's rows only (a rebuild);
+    * incremental: stored rows, where this run's row wins on the same (symbol, date);
+    * backfill: stored rows with the enabled symbols' rows of [start, end] replaced by this run's.
+
+    Rows an earlier attempt of this same run id stored are dropped first, so a rerun replaces
+    them instead of stacking on top.
+    """
+    mode = str(ingest["mode"])
+    kept = stored[stored["ingest_run_id"] != str(run["id"])]
+    rerun = len(stored) - len(kept)
+    if mode == "full":
+        kept = kept.iloc[0:0]
+    elif mode == "backfill":
+        window = ingest["backfill"]
+        start, end = pd.Timestamp(window["start"]), pd.Timestamp(window["end"])
+        in_range = kept["date"].between(start, end) & kept["symbol"].isin(
+            symbol_groups(universe, enabled=True)
+        )
+        kept = kept[~in_range]
+    merged = pd.concat([kept[SILVER_COLUMNS], run_rows[SILVER_COLUMNS]], ignore_index=True)
+    merged = merged.drop_duplicates(subset=KEYS, keep="last")
+    merged = merged.sort_values(KEYS).reset_index(drop=True)
+    logger.info(
+        "Silver merge (%s): %d stored rows (%d of an earlier attempt of this run), %d kept, "
+        "%d from this run → %d rows, %d new",
+        mode,
+        len(stored),
+        rerun,
+        len(kept),
+        len(run_rows),
+        len(merged),
+        len(merged) - len(stored),
+    )
+    return merged
+
+
+def run_data_health(
+    silver: pd.DataFrame,
+    accounting: pd.DataFrame,
+    universe: dict,
+    run: dict,
+    max_sessions_behind: int,
+) -> dict[str, pd.DataFrame]:
+    """``data_health`` of this run, keyed like its bronze partition: one health record per run."""
+    health = data_health(silver, accounting, universe, str(run["date"]), max_sessions_behind)
+    _log_rows_per_symbol(health)
+    return {run_partition_key(run): health}
+
+
+LOGGED_SYMBOLS = 60  # a longer universe is summarised; the table itself has every symbol
+
+
+def _log_rows_per_symbol(health: pd.DataFrame) -> None:
+    columns = [
+        "symbol",
+        "rows_read",
+        "kept",
+        "quarantined",
+        "exact_duplicates",
+        "missing_sessions",
+        "status",
+    ]
+    shown = health[columns].head(LOGGED_SYMBOLS)
+    more = len(health) - len(shown)
+    logger.info(
+        "Rows per symbol (this run):\n%s%s",
+        shown.to_string(index=False),
+        f"\n... and {more} more symbols in silver_data_health" if more > 0 else "",
+    )
 
 
 def _accounting(
