@@ -8,6 +8,7 @@ import pytest
 from stock_ml.pipelines.ingest.nodes import monthly_chunks, plan_ingest
 from stock_ml.runs import run_partition_key, safe_run_id
 from tests.pipelines.ingest.bronze import bronze_rows, run_of
+from tests.pipelines.ingest.test_nodes import VENDOR_COLUMNS
 
 UNIVERSE = {"groups": {"warsaw": {"calendar": "XWAR", "symbols": ["AAA", "BBB"]}}}
 SOURCE = {
@@ -77,17 +78,7 @@ def test_incremental_never_drops_a_row_whose_date_does_not_parse():
             "Wolumen": "1",
         }
     )
-    csv = {
-        "symbol_pattern": "(?P<symbol>[a-z]+)_d",
-        "columns": {
-            "Data": "date",
-            "Otwarcie": "open",
-            "Najwyzszy": "high",
-            "Najnizszy": "low",
-            "Zamkniecie": "close",
-            "Wolumen": "volume",
-        },
-    }
+    csv = {"symbol_pattern": "(?P<symbol>[a-z]+)_d", "columns": VENDOR_COLUMNS}
     plan = _plan("incremental", _stored([("AAA", "2024-01-02", "run-1")]))
     new = bronze_rows(
         {"aaa_d": lambda: frame},
