@@ -38,6 +38,7 @@ def test_stage_pipelines_hold_their_nodes(pipelines):
         "evaluate_model",
         "register_model",
         "reference_features",
+        "data_lineage",
     }
     assert _names(pipelines["inference"]) == {"score_latest_sessions"}
     assert _names(pipelines["monitoring"]) == {
@@ -84,7 +85,7 @@ def test_incremental_state_is_read_through_a_view_not_a_cycle(pipelines):
     """Ingest reads what silver stores under another name: Kedro's graph stays acyclic."""
     default = pipelines["__default__"]
     assert {"stored_silver_watermarks", "stored_silver_prices"} <= default.inputs()
-    assert "silver_prices" in default.all_outputs()
+    assert "silver_prices@pandas" in default.all_outputs()
     order = [node.name for node in default.nodes]
     assert order.index("plan_ingest") < order.index("extract_prices") < order.index("merge_silver")
 
@@ -93,7 +94,7 @@ def test_default_contains_every_node_of_every_stage(pipelines):
     default = pipelines["__default__"]
     every_stage = set().union(*(_names(pipelines[s]) for s in STAGES))
     assert _names(default) == every_stage
-    assert len(default.nodes) == sum(len(pipelines[s].nodes) for s in STAGES) == 17
+    assert len(default.nodes) == sum(len(pipelines[s].nodes) for s in STAGES) == 18
 
 
 def test_default_runs_stages_in_dependency_order(pipelines):

@@ -12,6 +12,9 @@ NON_FEATURE_COLUMNS = frozenset(
         "horizon",
         "has_features",
         "is_trainable",
+        "dataset_run_id",
+        "feature_schema_hash",
+        "label_run_id",
     }
 )
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import mlflow
@@ -10,6 +11,9 @@ import pyarrow.parquet as pq
 import pytest
 from kedro.config import OmegaConfigLoader
 
+from stock_ml.gold_schema import feature_columns
+from stock_ml.pipelines.feature_store.nodes import feature_set_hash
+from stock_ml.pipelines.feature_store.registry import feature_names
 from stock_ml.settings import CONFIG_LOADER_ARGS
 from tests.conftest import E2E_RUN_ID
 from tests.integration.project import env_outputs
@@ -86,7 +90,20 @@ def test_gold_features_labels_and_model_input(root: Path, params: dict) -> None:
     labels = pd.read_parquet(root / "04_gold" / "labels.parquet")
     model_input = pd.read_parquet(root / "04_gold" / "model_input.parquet")
     horizon = params["feature_store"]["label"]["horizon"]
-    assert features.shape[1] - 2 >= 10, "at least 10 features per symbol × session"
+    conf = params["feature_store"]["features"]
+    names = feature_names(conf["families"], conf["windows"])
+    ranked = [f"{c}_csrank" for c in conf["cross_sectional_ranks"]]
+    assert list(features.columns) == [
+        "symbol",
+        "date",
+        *names,
+        *ranked,
+        "dataset_run_id",
+        "feature_schema_hash",
+    ]
+    assert len(names) == 163, "Alpha158 (158) + RSI, MACD (3), Bollinger position"
+    assert set(features["dataset_run_id"]) == {E2E_RUN_ID}
+    assert set(features["feature_schema_hash"]) == {feature_set_hash(conf)}
     assert not features.duplicated(["symbol", "date"]).any()
     assert set(labels["horizon"]) == {horizon}
     # the last `horizon` sessions of each symbol have no realised label: they are to be scored
@@ -121,6 +138,13 @@ def test_mlflow_store_registry_and_run_are_per_env(test_env_project: Path, root:
     assert "training_metrics.baseline_always_up_accuracy" in run.data.metrics
     assert run.data.params["training.model.C"] == "0.1"
     assert run.data.params["run.id"] == E2E_RUN_ID
+    lineage = json.loads(
+        Path(client.download_artifacts(champion.run_id, "data_lineage.json")).read_text()
+    )
+    model_input = pd.read_parquet(root / "04_gold" / "model_input.parquet")
+    assert lineage["dataset_run_id"] == E2E_RUN_ID
+    assert lineage["feature_schema_hash"] == model_input["feature_schema_hash"].iloc[0]
+    assert lineage["features"] == feature_columns(model_input)
 
 
 def test_monitoring_tables_and_plot(root: Path) -> None:
@@ -130,7 +154,7 @@ def test_monitoring_tables_and_plot(root: Path) -> None:
     assert len(performance) > 0
     assert performance["accuracy"].between(0, 1).all()
     assert (performance["correct"] <= performance["matured_predictions"]).all()
-    assert sorted(drift["feature"]) == sorted(c for c in features if c not in ("symbol", "date"))
+    assert sorted(drift["feature"]) == sorted(feature_columns(features))
     assert (drift["psi"] >= 0).all()
     png = (root / "08_reporting" / "monitoring.png").read_bytes()
     assert png.startswith(b"\x89PNG\r\n\x1a\n") and len(png) > 10_000

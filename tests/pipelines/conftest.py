@@ -12,15 +12,21 @@ from stock_ml.pipelines.feature_store.nodes import (
 )
 from stock_ml.synthetic import generate_ohlcv
 
-WINDOWS = [5, 10]
-RSI_WINDOW = 5
 HORIZON = 3
+RUN = {"id": "unit-test-run"}
 
 
 @pytest.fixture
 def feature_params() -> dict:
     """Feature store parameters small enough for short synthetic histories."""
-    return {"windows": list(WINDOWS), "rsi_window": RSI_WINDOW, "horizon": HORIZON}
+    return {
+        "features": {
+            "families": ["KBAR", "ROC", "MA", "STD", "VMA"],
+            "windows": [5, 10],
+            "cross_sectional_ranks": ["roc5"],
+        },
+        "horizon": HORIZON,
+    }
 
 
 @pytest.fixture
@@ -32,8 +38,6 @@ def synthetic_prices() -> pd.DataFrame:
 @pytest.fixture
 def model_input(synthetic_prices: pd.DataFrame, feature_params: dict) -> pd.DataFrame:
     """Gold model input built with the real feature store nodes."""
-    features = build_features(
-        synthetic_prices, feature_params["windows"], feature_params["rsi_window"]
-    )
-    labels = build_labels(synthetic_prices, feature_params["horizon"])
+    features = build_features(synthetic_prices, feature_params["features"], RUN)
+    labels = build_labels(synthetic_prices, feature_params["horizon"], RUN)
     return build_model_input(features, labels)

@@ -10,6 +10,7 @@ from stock_ml.pipelines.feature_store.nodes import (
     build_features,
     build_labels,
     build_model_input,
+    feature_set_hash,
 )
 from stock_ml.synthetic import generate_ohlcv
 
@@ -33,77 +34,91 @@ def _prices(close=CLOSE, symbol="AAA", dates=DATES) -> pd.DataFrame:
     )
 
 
-# --- build_silver -------------------------------------------------------------------------------
+RUN = {"id": "gold-run-1"}
+
+
+def _features(prices, families=("KMID", "KLEN", "ROC", "MA"), windows=(5,), ranked=(), run=RUN):
+    conf = {"families": list(families), "windows": list(windows), "cross_sectional_ranks": ranked}
+    return build_features(prices, conf, run)
 
 
 # --- build_features -----------------------------------------------------------------------------
 
 
 def test_build_features_hand_computed_values():
-    prices = _prices()
-    features = build_features(prices, windows=[5], rsi_window=2)
+    features = _features(_prices())
     assert list(features.columns) == [
         "symbol",
         "date",
         "kmid",
         "klen",
-        "roc_5",
-        "ma_ratio_5",
-        "std_5",
-        "vma_ratio_5",
-        "rsi_2",
+        "roc5",
+        "ma5",
+        "dataset_run_id",
+        "feature_schema_hash",
     ]
-    close = np.asarray(CLOSE)
-    # roc_5 = close / close.shift(5) - 1
-    assert features["roc_5"].iloc[:5].isna().all()
-    assert features["roc_5"].iloc[5] == pytest.approx(12.0 / 10.0 - 1)  # 0.2
-    assert features["roc_5"].iloc[6] == pytest.approx(10.0 / 8.0 - 1)  # 0.25
-    # ma_ratio_5 at row 4: mean(10, 8, 9, 11, 10) = 9.6
-    assert features["ma_ratio_5"].iloc[:4].isna().all()
-    assert features["ma_ratio_5"].iloc[4] == pytest.approx(10.0 / 9.6 - 1)
-    # std_5 at row 5: sample std of the 5 log returns ending at row 5
-    assert features["std_5"].iloc[5] == pytest.approx(np.std(np.diff(np.log(close[:6])), ddof=1))
-    assert features["std_5"].iloc[:5].isna().all()  # row 4 has only 4 returns
-    # vma_ratio_5 at row 4: volume 500 / mean(100..500) = 500/300
-    assert features["vma_ratio_5"].iloc[4] == pytest.approx(500.0 / 300.0 - 1)
+    # Qlib's ROC: Ref($close, d) / $close
+    assert features["roc5"].iloc[:5].isna().all()
+    assert features["roc5"].iloc[5] == pytest.approx(10.0 / 12.0)
+    assert features["roc5"].iloc[6] == pytest.approx(8.0 / 10.0)
+    # MA: Mean($close, d) / $close; mean(10, 8, 9, 11, 10) = 9.6 at row 4
+    assert features["ma5"].iloc[:4].isna().all()
+    assert features["ma5"].iloc[4] == pytest.approx(9.6 / 10.0)
     # kmid = (close - open) / open, klen = (high - low) / open; open = close - 1
     assert features["kmid"].iloc[0] == pytest.approx(1.0 / 9.0)
     assert features["klen"].iloc[1] == pytest.approx(4.0 / 7.0)
-    # Wilder RSI(2): gains ewm 0.5, 1.25, ..., 21/32; losses 1, 0.5, ..., 59/32 - 21/32
-    assert np.isnan(features["rsi_2"].iloc[1])
-    assert features["rsi_2"].iloc[2] == pytest.approx(1 / 3)
-    assert features["rsi_2"].iloc[3] == pytest.approx(5 / 7)
-    assert features["rsi_2"].iloc[6] == pytest.approx(21 / 59)
+
+
+def test_every_gold_row_carries_the_build_run_and_schema_hash():
+    features = _features(_prices())
+    conf = {"families": ["KMID", "KLEN", "ROC", "MA"], "windows": [5], "cross_sectional_ranks": []}
+    assert set(features["dataset_run_id"]) == {"gold-run-1"}
+    assert set(features["feature_schema_hash"]) == {feature_set_hash(conf)}
+    ranked = feature_set_hash({**conf, "cross_sectional_ranks": ["roc5"]})
+    wider = feature_set_hash({**conf, "windows": [5, 10]})
+    assert len({feature_set_hash(conf), ranked, wider}) == 3
+
+
+def test_cross_sectional_ranks_are_per_date_across_symbols(synthetic_prices):
+    features = _features(synthetic_prices, ranked=["roc5"])
+    ranks = features.pivot(index="date", columns="symbol", values="roc5_csrank").dropna()
+    values = features.pivot(index="date", columns="symbol", values="roc5").loc[ranks.index]
+    assert np.array_equal(ranks.to_numpy(), values.rank(axis=1, pct=True).to_numpy())
+    assert set(np.unique(ranks.to_numpy())) == {1 / 3, 2 / 3, 1.0}
+
+
+def test_ranking_a_feature_that_is_not_built_is_a_conf_error(synthetic_prices):
+    with pytest.raises(ValueError, match=r"cross_sectional_ranks names features not built.*roc20"):
+        _features(synthetic_prices, ranked=["roc20"])
 
 
 def test_build_features_one_row_per_symbol_session_and_symbols_independent(synthetic_prices):
-    features = build_features(synthetic_prices, [5, 10], 5)
+    features = _features(synthetic_prices, windows=[5, 10])
     assert len(features) == len(synthetic_prices)
     assert not features.duplicated(["symbol", "date"]).any()
-    alone = build_features(synthetic_prices[synthetic_prices.symbol == "BBB"], [5, 10], 5)
+    alone = _features(synthetic_prices[synthetic_prices.symbol == "BBB"], windows=[5, 10])
     within = features[features.symbol == "BBB"].reset_index(drop=True)
     pd.testing.assert_frame_equal(within, alone.reset_index(drop=True))
-    # Warm-up: the longest window (10 returns for std_10) leaves the first 10 rows incomplete.
+    # Warm-up: roc10 needs 10 earlier closes, so the first 10 rows of each symbol are incomplete.
     complete = features.drop(columns=["symbol", "date"]).notna().all(axis=1)
     assert complete.groupby(features.symbol).apply(lambda s: int((~s).sum())).tolist() == [10] * 3
 
 
-def test_build_features_replaces_infinities_with_nan(caplog):
+def test_build_features_never_stores_infinities():
     prices = _prices()
     prices.loc[3, "open"] = 0.0  # kmid and klen divide by open
-    with caplog.at_level("WARNING"):
-        features = build_features(prices, [5], 2)
-    assert "Infinite feature values set to NaN: {'kmid': 1, 'klen': 1}" in caplog.text
+    features = _features(prices)
     assert np.isnan(features.loc[3, "kmid"])
     assert np.isnan(features.loc[3, "klen"])
-    assert not np.isinf(features.drop(columns=["symbol", "date"]).to_numpy()).any()
+    values = features.drop(columns=["symbol", "date", "dataset_run_id", "feature_schema_hash"])
+    assert not np.isinf(values.to_numpy()).any()
 
 
 # --- build_labels -------------------------------------------------------------------------------
 
 
 def test_build_labels_horizon_2_hand_computed():
-    labels = build_labels(_prices(), horizon=2)
+    labels = build_labels(_prices(), horizon=2, run=RUN)
     assert list(labels.columns) == [
         "symbol",
         "date",
@@ -111,6 +126,7 @@ def test_build_labels_horizon_2_hand_computed():
         "forward_return",
         "label_up",
         "horizon",
+        "label_run_id",
     ]
     assert labels["forward_return"].iloc[0] == pytest.approx(9.0 / 10.0 - 1)  # -0.1
     assert labels["forward_return"].iloc[1] == pytest.approx(11.0 / 8.0 - 1)  # 0.375
@@ -124,7 +140,7 @@ def test_build_labels_horizon_2_hand_computed():
 
 
 def test_build_labels_nan_where_horizon_passes_data_end():
-    labels = build_labels(_prices(), horizon=2)
+    labels = build_labels(_prices(), horizon=2, run=RUN)
     tail = labels.iloc[-2:]
     assert tail["target_date"].isna().all()
     assert tail["forward_return"].isna().all()
@@ -134,7 +150,7 @@ def test_build_labels_nan_where_horizon_passes_data_end():
 
 def test_build_labels_do_not_cross_symbols():
     prices = pd.concat([_prices(symbol="AAA"), _prices(close=[50.0] * 7, symbol="BBB")])
-    labels = build_labels(prices.reset_index(drop=True), horizon=3)
+    labels = build_labels(prices.reset_index(drop=True), horizon=3, run=RUN)
     aaa = labels[labels.symbol == "AAA"]
     assert aaa["label_up"].iloc[-3:].isna().all()  # not realised from BBB's first rows
     assert aaa["forward_return"].iloc[3] == pytest.approx(10.0 / 11.0 - 1)
@@ -144,7 +160,7 @@ def test_build_labels_do_not_cross_symbols():
 
 def test_build_labels_rejects_horizon_below_one():
     with pytest.raises(ValueError, match="horizon must be"):
-        build_labels(_prices(), horizon=0)
+        build_labels(_prices(), horizon=0, run=RUN)
 
 
 # --- build_model_input --------------------------------------------------------------------------
@@ -152,11 +168,11 @@ def test_build_labels_rejects_horizon_below_one():
 
 def test_build_model_input_flags_feature_warmup_and_unlabelled_tail():
     prices = _prices()
-    features = build_features(prices, [3], 2)
-    labels = build_labels(prices, horizon=2)
+    features = _features(prices, families=["ROC", "MA"], windows=[3])
+    labels = build_labels(prices, horizon=2, run=RUN)
     model_input = build_model_input(features, labels)
     assert len(model_input) == len(prices)
-    # roc_3 and std_3 need 3 past closes: rows 0-2 are in warm-up.
+    # roc3 needs 3 past closes: rows 0-2 are in warm-up.
     assert model_input["has_features"].tolist() == [False] * 3 + [True] * 4
     # The last 2 rows have no realised label.
     assert model_input["is_trainable"].tolist() == [False] * 3 + [True] * 2 + [False] * 2
@@ -165,7 +181,7 @@ def test_build_model_input_flags_feature_warmup_and_unlabelled_tail():
 
 
 def test_build_model_input_joins_labels_by_symbol_and_date(model_input, synthetic_prices):
-    labels = build_labels(synthetic_prices, 3)
+    labels = build_labels(synthetic_prices, 3, RUN)
     merged = model_input.merge(labels, on=["symbol", "date"], suffixes=("", "_expected"))
     assert len(merged) == len(model_input) == len(synthetic_prices)
     np.testing.assert_array_equal(merged["forward_return"], merged["forward_return_expected"])
@@ -196,19 +212,20 @@ def leakage_case():
 
 def test_features_up_to_t_do_not_depend_on_later_prices(leakage_case):
     prices, perturbed, cutoff = leakage_case
-    before = build_features(prices, [5, 10, 20], 14)
-    after = build_features(perturbed, [5, 10, 20], 14)
+    families = ["ALL"]  # every family of the registry
+    before = _features(prices, families, windows=[5, 10, 20])
+    after = _features(perturbed, families, windows=[5, 10, 20])
     past = before["date"] <= cutoff
     assert past.sum() == 2 * 51
     pd.testing.assert_frame_equal(before[past], after[past], check_exact=True)
     # The perturbation is real: features after t do move.
-    assert not np.allclose(before.loc[~past, "roc_5"], after.loc[~past, "roc_5"], equal_nan=True)
+    assert not np.allclose(before.loc[~past, "roc5"], after.loc[~past, "roc5"], equal_nan=True)
 
 
 def test_labels_change_only_where_target_date_is_after_t(leakage_case):
     prices, perturbed, cutoff = leakage_case
-    before = build_labels(prices, 5)
-    after = build_labels(perturbed, 5)
+    before = build_labels(prices, 5, RUN)
+    after = build_labels(perturbed, 5, RUN)
     known = before["target_date"] <= cutoff
     assert known.sum() == 2 * 46
     pd.testing.assert_frame_equal(before[known], after[known], check_exact=True)

@@ -63,7 +63,7 @@ def test_only_sessions_with_features_are_scored_and_counted(serving, model_input
     dates = np.sort(model_input["date"].unique())
     # The last session lost its features for every symbol, the one before for AAA only.
     model_input.loc[model_input.date == dates[-1], "has_features"] = False
-    model_input.loc[(model_input.date == dates[-2]) & (model_input.symbol == "AAA"), "roc_5"] = (
+    model_input.loc[(model_input.date == dates[-2]) & (model_input.symbol == "AAA"), "roc5"] = (
         np.nan
     )
     model_input.loc[

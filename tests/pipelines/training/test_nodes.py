@@ -10,6 +10,7 @@ import pytest
 
 from stock_ml.gold_schema import feature_columns
 from stock_ml.pipelines.training.nodes import (
+    data_lineage,
     evaluate_model,
     reference_features,
     register_model,
@@ -196,4 +197,21 @@ def test_reference_features_keeps_keys_and_features_only(model_input):
     assert list(reference.columns) == ["symbol", "date", *feature_columns(model_input)]
     assert len(reference) == len(train)
     assert reference.index.tolist() == list(range(len(train)))
-    np.testing.assert_array_equal(reference["roc_5"], train["roc_5"].iloc[::-1])
+    np.testing.assert_array_equal(reference["roc5"], train["roc5"].iloc[::-1])
+
+
+def test_data_lineage_names_the_gold_build_and_its_features(model_input):
+    lineage = data_lineage(model_input)
+    assert lineage["dataset_run_id"] == "unit-test-run"
+    assert lineage["label_run_id"] == "unit-test-run"
+    assert set(model_input["feature_schema_hash"]) == {lineage["feature_schema_hash"]}
+    assert lineage["features"] == feature_columns(model_input)
+    assert "roc5_csrank" in lineage["features"]
+    assert lineage["rows"] == len(model_input)
+
+
+def test_data_lineage_refuses_a_mix_of_gold_builds(model_input):
+    mixed = model_input.copy()
+    mixed.loc[mixed.index[:5], "dataset_run_id"] = "another-build"
+    with pytest.raises(ValueError, match="mixes builds: dataset_run_id"):
+        data_lineage(mixed)

@@ -6,64 +6,82 @@ which looks N sessions forward by definition and is stored apart from the featur
 
 from __future__ import annotations
 
+import hashlib
+import json
 import logging
 
 import numpy as np
 import pandas as pd
 
+from stock_ml.pipelines.feature_store.registry import (
+    compute_features,
+    cross_sectional_ranks,
+    feature_names,
+    schema_hash,
+)
+
 logger = logging.getLogger(__name__)
 
 KEYS = ["symbol", "date"]
+PRICE_INPUTS = ["symbol", "date", "open", "high", "low", "close", "volume"]
+LINEAGE = ["dataset_run_id", "feature_schema_hash"]
 
 
-def _rsi(close: pd.Series, window: int) -> pd.Series:
-    """Wilder's RSI scaled to [0, 1]."""
-    change = close.diff()
-    gain = change.clip(lower=0).ewm(alpha=1 / window, min_periods=window, adjust=False).mean()
-    loss = (-change.clip(upper=0)).ewm(alpha=1 / window, min_periods=window, adjust=False).mean()
-    return gain / (gain + loss)
+def feature_set_hash(features: dict) -> str:
+    """The gold schema's fingerprint: the registry's schema hash plus the cross-sectional ranks."""
+    base = schema_hash(list(features["families"]), list(features["windows"]))
+    ranked = sorted(features.get("cross_sectional_ranks") or [])
+    if not ranked:
+        return base
+    return hashlib.sha256(json.dumps([base, ranked]).encode()).hexdigest()
 
 
-def symbol_features(prices: pd.DataFrame, windows: list[int], rsi_window: int) -> pd.DataFrame:
-    """Features of one symbol's date-sorted prices; row t uses rows ≤ t only.
+def _pandas_features(
+    silver: pd.DataFrame, families: list[str], windows: list[int], ranked: list[str]
+) -> pd.DataFrame:
+    table = compute_features(silver[PRICE_INPUTS], families, windows)
+    if ranked:
+        ranks = cross_sectional_ranks(table, ranked)
+        table = pd.concat([table, ranks.drop(columns=KEYS)], axis=1)
+    return table
 
-    Pure pandas on one symbol, so the Spark engine (issue #4) can map it with applyInPandas.
+
+def build_features(silver, features: dict, run: dict):
+    """Gold feature store: one row per symbol × session, the families chosen in conf.
+
+    The engine follows the catalog: a pandas silver table is computed in-process over the whole
+    panel; a Spark one (``spark.SparkDatasetV2`` in an env's catalog) maps the very same pandas
+    functions per symbol and per date with ``applyInPandas``. Every row carries the build's
+    ``dataset_run_id`` and ``feature_schema_hash`` so training can say which gold it learnt from.
     """
-    close, volume = prices["close"], prices["volume"]
-    log_return = np.log(close).diff()
-    out = pd.DataFrame({"symbol": prices["symbol"], "date": prices["date"]})
-    out["kmid"] = (close - prices["open"]) / prices["open"]
-    out["klen"] = (prices["high"] - prices["low"]) / prices["open"]
-    for w in windows:
-        out[f"roc_{w}"] = close / close.shift(w) - 1.0
-        out[f"ma_ratio_{w}"] = close / close.rolling(w, min_periods=w).mean() - 1.0
-        out[f"std_{w}"] = log_return.rolling(w, min_periods=w).std()
-        out[f"vma_ratio_{w}"] = volume / volume.rolling(w, min_periods=w).mean() - 1.0
-    out[f"rsi_{rsi_window}"] = _rsi(close, rsi_window)
-    return out
-
-
-def build_features(silver: pd.DataFrame, windows: list[int], rsi_window: int) -> pd.DataFrame:
-    """Gold feature store: one row per symbol × session."""
-    frames = [
-        symbol_features(group, windows, rsi_window)
-        for _, group in silver.groupby("symbol", sort=True)
-    ]
-    features = pd.concat(frames, ignore_index=True)
-    values = features.drop(columns=KEYS)
-    infinite = np.isinf(values.to_numpy())
-    if infinite.any():
-        # e.g. a volume ratio over a window of zero volume: undefined, so missing, and said so
-        per_feature = dict(zip(values.columns, infinite.sum(axis=0).tolist(), strict=True))
-        logger.warning(
-            "Infinite feature values set to NaN: %s", {k: v for k, v in per_feature.items() if v}
+    families, windows = list(features["families"]), list(features["windows"])
+    ranked = list(features.get("cross_sectional_ranks") or [])
+    unknown = set(ranked) - set(feature_names(families, windows))
+    if unknown:
+        raise ValueError(
+            "feature_store.features.cross_sectional_ranks names features not built: "
+            f"{sorted(unknown)}"
         )
-        features[values.columns] = values.replace([np.inf, -np.inf], np.nan)
-    logger.info("Gold features: %d rows × %d features", len(features), features.shape[1] - 2)
-    return features
+    lineage = {"dataset_run_id": str(run["id"]), "feature_schema_hash": feature_set_hash(features)}
+    if isinstance(silver, pd.DataFrame):
+        table = _pandas_features(silver, families, windows, ranked).assign(**lineage)
+        logger.info(
+            "Gold features (pandas): %d rows × %d features, schema %s",
+            len(table),
+            table.shape[1] - 4,
+            lineage["feature_schema_hash"][:12],
+        )
+        return table
+    from pyspark.sql import functions as F  # noqa: N812  (pyspark's own convention)
+
+    from stock_ml.pipelines.feature_store.spark_engine import build_features_spark
+
+    logger.info("Gold features (Spark): schema %s", lineage["feature_schema_hash"][:12])
+    table = build_features_spark(silver, families, windows, ranked)
+    return table.select("*", *[F.lit(value).alias(name) for name, value in lineage.items()])
 
 
-def build_labels(silver: pd.DataFrame, horizon: int) -> pd.DataFrame:
+def build_labels(silver: pd.DataFrame, horizon: int, run: dict) -> pd.DataFrame:
     """Gold label store: forward ``horizon``-session return from t's close and its up/down class.
 
     ``target_date`` is the session whose close realises the label; it is NaT (and the label NaN)
@@ -79,6 +97,7 @@ def build_labels(silver: pd.DataFrame, horizon: int) -> pd.DataFrame:
     labels["label_up"] = (labels["forward_return"] > 0).astype("float64")
     labels.loc[labels["forward_return"].isna(), "label_up"] = np.nan
     labels["horizon"] = horizon
+    labels["label_run_id"] = str(run["id"])
     return labels
 
 
@@ -89,7 +108,7 @@ def build_model_input(features: pd.DataFrame, labels: pd.DataFrame) -> pd.DataFr
     label (horizon past the data end) are kept, they are what inference scores.
     """
     joined = features.merge(labels, on=KEYS, how="left", validate="one_to_one")
-    feature_columns = [c for c in features.columns if c not in KEYS]
+    feature_columns = [c for c in features.columns if c not in {*KEYS, *LINEAGE}]
     complete = joined[feature_columns].notna().all(axis=1)
     joined["has_features"] = complete
     joined["is_trainable"] = complete & joined["label_up"].notna()

@@ -14,23 +14,19 @@ def create_pipeline(**kwargs) -> Pipeline:
         [
             node(
                 build_features,
-                inputs=[
-                    "silver_prices",
-                    "params:feature_store.features.windows",
-                    "params:feature_store.features.rsi_window",
-                ],
-                outputs="gold_features",
+                inputs=["silver_prices@engine", "params:feature_store.features", "params:run"],
+                outputs="gold_features@engine",
                 name="build_features",
             ),
             node(
                 build_labels,
-                inputs=["silver_prices", "params:feature_store.label.horizon"],
+                inputs=["silver_prices@pandas", "params:feature_store.label.horizon", "params:run"],
                 outputs="gold_labels",
                 name="build_labels",
             ),
             node(
                 build_model_input,
-                inputs=["gold_features", "gold_labels"],
+                inputs=["gold_features@pandas", "gold_labels"],
                 outputs="gold_model_input",
                 name="build_model_input",
             ),

@@ -28,13 +28,13 @@ def create_pipeline(**kwargs) -> Pipeline:
                     "params:universe",
                     "params:run",
                 ],
-                outputs="silver_prices",
+                outputs="silver_prices@pandas",
                 name="merge_silver",
             ),
             node(
                 run_data_health,
                 inputs=[
-                    "silver_prices",
+                    "silver_prices@pandas",
                     "run_row_accounting",
                     "params:universe",
                     "params:run",

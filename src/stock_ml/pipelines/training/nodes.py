@@ -102,3 +102,20 @@ def register_model(estimator: Pipeline) -> Pipeline:
 def reference_features(train: pd.DataFrame) -> pd.DataFrame:
     """The training feature distribution that monitoring compares new data against."""
     return train[["symbol", "date", *feature_columns(train)]].reset_index(drop=True)
+
+
+def data_lineage(model_input: pd.DataFrame) -> dict:
+    """Which gold build the model learnt from: its dataset run ids and feature schema hash.
+
+    Logged as an artifact of the training run (``training_data_lineage``), so a registered
+    version can always be traced back to the gold tables and feature definitions behind it.
+    """
+    lineage = {}
+    for column in ["dataset_run_id", "feature_schema_hash", "label_run_id"]:
+        values = sorted(model_input[column].dropna().unique().tolist())
+        if len(values) != 1:
+            raise ValueError(f"gold model input mixes builds: {column} = {values}")
+        lineage[column] = values[0]
+    lineage["rows"] = len(model_input)
+    lineage["features"] = feature_columns(model_input)
+    return lineage

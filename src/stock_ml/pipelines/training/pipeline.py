@@ -3,6 +3,7 @@
 from kedro.pipeline import Pipeline, node
 
 from stock_ml.pipelines.training.nodes import (
+    data_lineage,
     evaluate_model,
     reference_features,
     register_model,
@@ -37,6 +38,12 @@ def create_pipeline(**kwargs) -> Pipeline:
                 inputs="fitted_model",
                 outputs="champion_model",
                 name="register_model",
+            ),
+            node(
+                data_lineage,
+                inputs="gold_model_input",
+                outputs="training_data_lineage",
+                name="data_lineage",
             ),
             node(
                 reference_features,
