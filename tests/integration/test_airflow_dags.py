@@ -38,6 +38,7 @@ print(json.dumps({
             "tags": sorted(d.tags),
             "params": {k: d.params[k] for k in d.params},
             "tasks": sorted(t.task_id for t in d.tasks),
+            "upstream": {t.task_id: sorted(t.upstream_task_ids) for t in d.tasks},
             "file": d.fileloc,
         }
         for d in bag.dags.values()
@@ -120,6 +121,13 @@ def test_tasks_follow_the_kedro_pipelines(dagbag: dict) -> None:
     assert not any("train-model" in t for t in daily)
     # nodes joined by in-memory datasets run in one task (kedro-airflow --group-by memory)
     assert any("train-model" in t and "register-model" in t for t in training)
+
+
+def test_transcoded_datasets_order_their_tasks(dagbag: dict) -> None:
+    """silver_prices@pandas → silver_prices@engine and gold_features@engine → @pandas are edges."""
+    upstream = dagbag["dags"]["test_stock_ml_training"]["upstream"]
+    assert upstream["build-features"] == ["validate-prices-merge-silver-data-health"]
+    assert "build-features" in upstream["build-model-input"]
 
 
 def _dags_test(airflow, dag_id: str, conf: dict | None = None) -> dict:
