@@ -9,8 +9,10 @@ from kedro.config import OmegaConfigLoader
 
 from stock_ml.config_resolvers import now, run_stamp, today
 from stock_ml.hooks import RunSummaryHook
+from stock_ml.spark import SparkHooks
 
-HOOKS = (RunSummaryHook(),)
+# SparkHooks starts a SparkSession only in envs with a spark config (conf/prod/spark.yml).
+HOOKS = (RunSummaryHook(), SparkHooks())
 
 CONFIG_LOADER_CLASS = OmegaConfigLoader
 CONFIG_LOADER_ARGS = {
@@ -19,6 +21,7 @@ CONFIG_LOADER_ARGS = {
     "config_patterns": {
         "airflow": ["airflow*", "airflow/**"],
         "mlflow": ["mlflow*", "mlflow/**"],
+        "spark": ["spark*", "spark*/**"],
     },
     "merge_strategy": {"parameters": "soft", "airflow": "soft", "mlflow": "soft"},
     "custom_resolvers": {
