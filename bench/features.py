@@ -309,6 +309,11 @@ def main() -> None:
         help=f"engine(s) to run (repeatable); known: {sorted(ENGINES)}; default numpy",
     )
     parser.add_argument("--profile", action="store_true", help="cProfile (a) instead of timing")
+    parser.add_argument(
+        "--sections",
+        default="abc",
+        help="which of (a) Qlib shape, (b) full set, (c) scaling to run, e.g. 'ac'; default abc",
+    )
     args = parser.parse_args()
     register_spark()
     engines = args.engine or ["numpy"]
@@ -327,10 +332,13 @@ def main() -> None:
         profile(prices)
         return
     wall = time.perf_counter()
-    section_a(prices, engines, args.repeat)
-    section_b(prices, engines, max(1, args.repeat // 2))
+    if "a" in args.sections:
+        section_a(prices, engines, args.repeat)
+    if "b" in args.sections:
+        section_b(prices, engines, max(1, args.repeat // 2))
     del prices
-    section_c(base, years, engines, args.repeat)
+    if "c" in args.sections:
+        section_c(base, years, engines, args.repeat)
     print(f"\nWall time: {time.perf_counter() - wall:.1f}s")
 
 
