@@ -46,10 +46,12 @@ import gc  # noqa: E402
 import io  # noqa: E402
 import pstats  # noqa: E402
 import resource  # noqa: E402
+import tempfile  # noqa: E402
 import time  # noqa: E402
 import tracemalloc  # noqa: E402
 from collections.abc import Callable  # noqa: E402
 from dataclasses import dataclass  # noqa: E402
+from pathlib import Path  # noqa: E402
 
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
@@ -90,25 +92,17 @@ def register_spark() -> None:
 
     def spark_engine(prices: pd.DataFrame, families: list[str], windows: list[int]):
         from stock_ml.pipelines.feature_store.spark_engine import build_features_spark
-        from stock_ml.spark import prepare_environment, require_java
+        from stock_ml.spark import start_session
 
         if not session:
-            require_java()
-            prepare_environment()
-            from pyspark.sql import SparkSession
-
-            spark = (
-                SparkSession.builder.master("local[1]")
-                .appName("bench-features")
-                .config("spark.driver.memory", "8g")
-                .config("spark.driver.maxResultSize", "0")
-                .config("spark.sql.shuffle.partitions", "2")
-                .config("spark.sql.session.timeZone", "UTC")
-                .config("spark.ui.showConsoleProgress", "false")
-                .getOrCreate()
-            )
-            spark.sparkContext.setLogLevel("ERROR")
-            session.append(spark)
+            conf = {
+                "spark.master": "local[1]",
+                "spark.driver.memory": "8g",
+                "spark.driver.maxResultSize": "0",
+                "spark.sql.shuffle.partitions": 2,
+            }
+            scratch = Path(tempfile.mkdtemp(prefix="bench-spark-"))
+            session.append(start_session(conf, scratch, "bench-features", log_level="ERROR"))
         table = build_features_spark(session[0].createDataFrame(prices), families, windows, [])
         return table.toPandas()
 

@@ -81,6 +81,27 @@ def _text(value: Any) -> str:
     return str(value).lower() if isinstance(value, bool) else str(value)
 
 
+def start_session(
+    spark_conf: dict[str, Any], scratch: Path, app_name: str, log_level: str = "WARN"
+):
+    """The process's SparkSession from a spark.yml-shaped dict: the one way this project starts
+    Spark (the hook, the test fixture and the benchmark all call it)."""
+    require_java()
+    prepare_environment()
+    conf = session_conf(spark_conf, scratch)
+
+    from pyspark import SparkConf
+    from pyspark.sql import SparkSession
+
+    spark = (
+        SparkSession.builder.appName(conf.pop("spark.app.name", app_name))
+        .config(conf=SparkConf().setAll(list(conf.items())))
+        .getOrCreate()
+    )
+    spark.sparkContext.setLogLevel(conf.get("spark.log.level", log_level))
+    return spark
+
+
 class SparkHooks:
     """Create the env's SparkSession from its ``spark`` config; do nothing without one."""
 
@@ -92,19 +113,7 @@ class SparkHooks:
             spark_conf = {}
         if not spark_conf:
             return  # a pandas env: no pyspark import, no JVM
-        require_java()
-        prepare_environment()
         schema = context.config_loader["globals"].get("schema", context.env or "spark")
         scratch = Path(context.project_path) / "data" / schema / "spark"
-        conf = session_conf(spark_conf, scratch)
-
-        from pyspark import SparkConf
-        from pyspark.sql import SparkSession
-
-        spark = (
-            SparkSession.builder.appName(conf.pop("spark.app.name", context.project_path.name))
-            .config(conf=SparkConf().setAll(list(conf.items())))
-            .getOrCreate()
-        )
-        spark.sparkContext.setLogLevel(conf.get("spark.log.level", "WARN"))
+        spark = start_session(spark_conf, scratch, context.project_path.name)
         logger.info("Spark session: master %s, Spark %s", spark.sparkContext.master, spark.version)

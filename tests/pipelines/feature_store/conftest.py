@@ -13,48 +13,43 @@ import time
 
 import pytest
 
-from stock_ml.spark import prepare_environment, require_java
+from stock_ml.spark import start_session
+
+# As conf/prod/spark.yml where it matters (arrow, UTC, nanosAsLong comes from stock_ml.spark's
+# defaults), sized for tests. The last two Java options halve the JVM start: fine for tests only.
+TEST_SPARK_CONF = {
+    "spark.master": "local[2]",
+    "spark.driver.memory": "1g",
+    "spark.sql.shuffle.partitions": 2,
+    "spark.default.parallelism": 2,
+    "spark.sql.execution.arrow.pyspark.enabled": True,
+    "spark.ui.enabled": False,
+    "spark.driver.extraJavaOptions": "-XX:+UseSerialGC -XX:TieredStopAtLevel=1",
+}
 
 
 @pytest.fixture(scope="session")
 def spark(tmp_path_factory: pytest.TempPathFactory):
     try:
-        require_java()
-    except RuntimeError as error:
-        pytest.fail(str(error), pytrace=False)
-    try:
-        from pyspark.sql import SparkSession
+        import pyspark  # noqa: F401
     except ImportError as error:  # pragma: no cover - the dev extra installs it
         pytest.fail(f"pyspark is missing ({error}): pip install -e '.[spark]'", pytrace=False)
 
-    prepare_environment()
     # Functions defined in test modules are pickled by reference: let the workers import them.
     os.environ["PYTHONPATH"] = os.pathsep.join(
         [p for p in sys.path if p] + [os.environ.get("PYTHONPATH", "")]
     ).rstrip(os.pathsep)
     scratch = tmp_path_factory.mktemp("spark")  # warehouse, Derby, spill: never the cwd
     started = time.perf_counter()
-    session = (
-        SparkSession.builder.master("local[2]")
-        .appName("stock_ml-pytest")
-        .config("spark.driver.memory", "1g")
-        .config("spark.sql.shuffle.partitions", "2")
-        .config("spark.default.parallelism", "2")
-        .config("spark.sql.execution.arrow.pyspark.enabled", "true")
-        .config("spark.sql.session.timeZone", "UTC")
-        .config("spark.sql.legacy.parquet.nanosAsLong", "true")  # as conf/prod/spark.yml
-        .config("spark.ui.enabled", "false")
-        .config("spark.ui.showConsoleProgress", "false")
-        .config("spark.sql.warehouse.dir", str(scratch / "warehouse"))
-        .config("spark.local.dir", str(scratch / "local"))
-        .config(
-            "spark.driver.extraJavaOptions",
-            # the last two halve the JVM start; fine for tests, not for long jobs
-            f"-Dderby.system.home={scratch / 'derby'} -XX:+UseSerialGC -XX:TieredStopAtLevel=1",
+    try:
+        session = start_session(
+            {**TEST_SPARK_CONF, "spark.local.dir": str(scratch / "local")},
+            scratch,
+            "stock_ml-pytest",
+            log_level="ERROR",
         )
-        .getOrCreate()
-    )
-    session.sparkContext.setLogLevel("ERROR")
+    except RuntimeError as error:  # no Java: say so, never skip
+        pytest.fail(str(error), pytrace=False)
     print(f"\nSparkSession started in {time.perf_counter() - started:.1f} s", file=sys.stderr)
     yield session
     session.stop()
