@@ -53,7 +53,7 @@ CALENDAR = "XWAR"
 PARSING = {"date_format": "%Y-%m-%d", "decimal": "."}
 RUN_DATE = "2026-11-23"
 RUN = {"id": "bench", "date": RUN_DATE, "time": f"{RUN_DATE}T18:00:00+00:00"}
-FULL = {"mode": "full", "after": {}, "start": None, "end": None, "chunks": [[None, None]]}
+FULL = {"mode": "full", "after": {}, "chunks": [[None, None]]}
 
 
 @dataclass

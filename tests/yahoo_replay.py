@@ -75,7 +75,7 @@ class YahooReplay:
     def requests_to(self, url: str) -> list[dict[str, str]]:
         return [dict(query) for _, requested_url, query in self.requests if requested_url == url]
 
-    def request(self, session: Session, method: str, url: str, **kwargs) -> Response:
+    def request(self, method: str, url: str, **kwargs) -> Response:
         key = request_key(method, url, kwargs.get("params"))
         self.requests.append(key)
         for failure in self.failures:
@@ -87,10 +87,10 @@ class YahooReplay:
         if recorded is None:
             self.unexpected.append(key)
             raise UnexpectedRequest(f"no recorded response for {key}")
-        return self._response(url, kwargs.get("params"), recorded)
+        return self._response(url, recorded)
 
     @staticmethod
-    def _response(url: str, params: dict | None, recorded: dict) -> Response:
+    def _response(url: str, recorded: dict) -> Response:
         response = Response()
         response.url = url
         response.status_code = recorded["status"]
@@ -124,7 +124,7 @@ def yahoo(monkeypatch: pytest.MonkeyPatch, fresh_yfinance: None) -> Iterator[Yah
     replay = YahooReplay.from_cassette(RECORDED)
 
     def request(session: Session, method: str, url: str, **kwargs) -> Response:
-        return replay.request(session, method, url, **kwargs)
+        return replay.request(method, url, **kwargs)
 
     monkeypatch.setattr(Session, "request", request)
     yield replay

@@ -116,10 +116,10 @@ def _regime_shifts(
         strangers = sorted(set(targets) - set(symbols))
         if strangers:
             raise ValueError(f"regime {number}: symbols {strangers} are not generated")
-        first = int(dates.searchsorted(pd.Timestamp(regime["start"]), "left"))
-        checked.append((pd.Timestamp(regime["start"]), number, first, targets, regime))
+        start = pd.Timestamp(regime["start"])
+        checked.append((start, int(dates.searchsorted(start, "left")), targets, regime))
     shifts: dict[str, list[tuple[int, dict]]] = {}
-    for _, _, first, targets, regime in sorted(checked, key=lambda c: (c[0], c[1])):
+    for _, first, targets, regime in sorted(checked, key=lambda c: c[0]):  # stable: list order
         for symbol in targets:
             shifts.setdefault(symbol, []).append((first, regime))
     return shifts

@@ -1,10 +1,4 @@
-"""YahooPricesDataset against replayed Yahoo responses: only the network is fake.
-
-curl_cffi's ``Session.request`` (the one call every yfinance request goes through) is replaced by
-a replay of ``tests/data/yahoo/cassette.json``; yfinance's own cookie/crumb handling, timezone
-lookup and chart parsing run for real on the replayed bytes. A request the cassette does not hold
-fails the test, so a yfinance upgrade that asks Yahoo for something new is caught here.
-"""
+"""YahooPricesDataset against replayed Yahoo responses (the replay: tests/yahoo_replay.py)."""
 
 from __future__ import annotations
 
@@ -22,12 +16,6 @@ from kedro.io import DataCatalog, DatasetError
 from stock_ml.io import YahooPriceFetcher, YahooPricesDataset
 from stock_ml.io.yahoo_prices_dataset import COLUMNS
 from tests.yahoo_replay import UnexpectedRequest, YahooReplay
-
-
-@pytest.fixture(autouse=True)
-def _fresh_yfinance(fresh_yfinance: None) -> None:
-    """Every test here starts from a yfinance with no cache, crumb or cookie."""
-
 
 SAMPLE = Path(__file__).resolve().parents[2] / "data" / "01_raw" / "wig20"
 WARSAW = ZoneInfo("Europe/Warsaw")

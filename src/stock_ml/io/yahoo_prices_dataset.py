@@ -175,7 +175,6 @@ class YahooTickerError(Exception):
 
     def __init__(self, yahoo_ticker: str, reason: str) -> None:
         super().__init__(f"{yahoo_ticker}: {reason}")
-        self.yahoo_ticker = yahoo_ticker
         self.reason = reason
 
 

@@ -6,7 +6,7 @@ import pandas as pd
 
 from stock_ml.pipelines.ingest.nodes import extract_prices
 
-FULL_PLAN = {"mode": "full", "after": {}, "start": None, "end": None, "chunks": [[None, None]]}
+FULL_PLAN = {"mode": "full", "after": {}, "chunks": [[None, None]]}
 ISO_DATES = {"date_format": "%Y-%m-%d", "decimal": "."}
 
 

@@ -13,18 +13,18 @@ import logging
 import numpy as np
 import pandas as pd
 
+from stock_ml.gold_schema import feature_columns
 from stock_ml.pipelines.feature_store.registry import (
+    KEYS,
+    PRICE_INPUTS,
     compute_features,
-    cross_sectional_ranks,
     feature_names,
+    rank_columns,
     schema_hash,
+    with_ranks,
 )
 
 logger = logging.getLogger(__name__)
-
-KEYS = ["symbol", "date"]
-PRICE_INPUTS = ["symbol", "date", "open", "high", "low", "close", "volume"]
-LINEAGE = ["dataset_run_id", "feature_schema_hash"]
 
 
 def feature_set_hash(features: dict) -> str:
@@ -34,16 +34,6 @@ def feature_set_hash(features: dict) -> str:
     if not ranked:
         return base
     return hashlib.sha256(json.dumps([base, ranked]).encode()).hexdigest()
-
-
-def _pandas_features(
-    silver: pd.DataFrame, families: list[str], windows: list[int], ranked: list[str]
-) -> pd.DataFrame:
-    table = compute_features(silver[PRICE_INPUTS], families, windows)
-    if ranked:
-        ranks = cross_sectional_ranks(table, ranked)
-        table = pd.concat([table, ranks.drop(columns=KEYS)], axis=1)
-    return table
 
 
 def build_features(silver, features: dict, run: dict):
@@ -56,19 +46,15 @@ def build_features(silver, features: dict, run: dict):
     """
     families, windows = list(features["families"]), list(features["windows"])
     ranked = list(features.get("cross_sectional_ranks") or [])
-    unknown = set(ranked) - set(feature_names(families, windows))
-    if unknown:
-        raise ValueError(
-            "feature_store.features.cross_sectional_ranks names features not built: "
-            f"{sorted(unknown)}"
-        )
+    rank_columns(ranked, feature_names(families, windows))  # a conf error fails before any work
     lineage = {"dataset_run_id": str(run["id"]), "feature_schema_hash": feature_set_hash(features)}
     if isinstance(silver, pd.DataFrame):
-        table = _pandas_features(silver, families, windows, ranked).assign(**lineage)
+        table = compute_features(silver[PRICE_INPUTS], families, windows)
+        table = with_ranks(table, ranked).assign(**lineage)
         logger.info(
             "Gold features (pandas): %d rows × %d features, schema %s",
             len(table),
-            table.shape[1] - 4,
+            len(feature_columns(table)),
             lineage["feature_schema_hash"][:12],
         )
         return table
@@ -108,8 +94,7 @@ def build_model_input(features: pd.DataFrame, labels: pd.DataFrame) -> pd.DataFr
     label (horizon past the data end) are kept, they are what inference scores.
     """
     joined = features.merge(labels, on=KEYS, how="left", validate="one_to_one")
-    feature_columns = [c for c in features.columns if c not in {*KEYS, *LINEAGE}]
-    complete = joined[feature_columns].notna().all(axis=1)
+    complete = joined[feature_columns(features)].notna().all(axis=1)
     joined["has_features"] = complete
     joined["is_trainable"] = complete & joined["label_up"].notna()
     logger.info(

@@ -22,6 +22,7 @@ import hashlib
 import json
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -29,6 +30,8 @@ import pandas as pd
 from stock_ml.pipelines.feature_store import panel as pk
 
 KEYS = pk.KEYS
+PRICE_INPUTS = [*KEYS, "open", "high", "low", "close", "volume"]  # what compute_features reads
+RANK_SUFFIX = "_csrank"
 DEFAULT_WINDOWS = [5, 10, 20, 30, 60]
 SCHEMA_VERSION = 1  # bump when a kernel's semantics change without its formula text changing
 RSI_WINDOW = 14
@@ -52,7 +55,7 @@ class Inputs:
     def __getitem__(self, name: str) -> np.ndarray:
         return self.panel[name]
 
-    def memo(self, key: tuple, make: Callable[[], np.ndarray]) -> np.ndarray:
+    def memo(self, key: tuple, make: Callable[[], Any]) -> Any:
         if key not in self._memo:
             self._memo[key] = make()
         return self._memo[key]
@@ -171,10 +174,7 @@ def _roc(x: Inputs, d: int) -> list[np.ndarray]:
 
 
 def _regression(x: Inputs, d: int) -> pk.Regression:
-    key = ("regression", d)
-    if key not in x._memo:
-        x._memo[key] = pk.window_regression(x["close"], d)
-    return x._memo[key]
+    return x.memo(("regression", d), lambda: pk.window_regression(x["close"], d))
 
 
 def _rsv(x: Inputs, d: int) -> list[np.ndarray]:
@@ -634,12 +634,11 @@ def compute_features(prices: pd.DataFrame, families: list[str], windows: list[in
     chosen, clean = selected(families), _windows(windows)
     needs = sorted({c for f in chosen for c in f.needs})
     panel = pk.to_panel(prices, needs)
-    names = [n for f in chosen for n in f.columns(clean)]
-    values = np.empty((len(names), len(panel.order)))
-    first_row, row = {}, 0
+    names, first_row = [], {}
     for family in chosen:
-        first_row[family.name] = row
-        row += len(family.columns(clean))
+        first_row[family.name] = len(names)
+        names += family.columns(clean)
+    values = np.empty((len(names), len(panel.order)))
     with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
         # Window families slab by slab of symbols: the temporaries of a slab stay in cache.
         # Recursive smoothers step through time, so they run once on the whole panel instead.
@@ -665,7 +664,11 @@ def _compute_into(values, first_row, rows, panel, chosen, windows, recursive) ->
         row = first_row[family.name]
         for d in windows if family.windowed else [None]:
             for array in family.compute(inputs, d):
-                values[row, rows] = pk.finite_or_nan(panel.to_long(array))
+                # Clean the destination, never ``array``: it may be a memoized result that
+                # another family still reads.
+                destination = values[row, rows]
+                destination[...] = panel.to_long(array)
+                destination[np.isinf(destination)] = np.nan
                 row += 1
 
 
@@ -677,8 +680,27 @@ def cross_sectional_ranks(features: pd.DataFrame, columns: list[str]) -> pd.Data
     the whole table (the Spark engine ranks date by date). Keeps the input's row order and index.
     """
     ranks = features.groupby("date", sort=False)[columns].rank(pct=True, method="average")
-    ranks.columns = [f"{c}_csrank" for c in columns]
+    ranks.columns = [f"{c}{RANK_SUFFIX}" for c in columns]
     return pd.concat([features[KEYS], ranks.astype(np.float64)], axis=1)
+
+
+def rank_columns(ranked: list[str], names: list[str]) -> list[str]:
+    """``<col>_csrank`` for each ranked column, which must be one of the built features."""
+    unknown = sorted(set(ranked) - set(names))
+    if unknown:
+        raise ValueError(
+            "feature_store.features.cross_sectional_ranks names features not built "
+            f"(not features of this selection): {unknown}"
+        )
+    return [f"{c}{RANK_SUFFIX}" for c in ranked]
+
+
+def with_ranks(features: pd.DataFrame, ranked: list[str]) -> pd.DataFrame:
+    """``features`` followed by the ``cross_sectional_ranks`` of ``ranked`` (both engines)."""
+    if not ranked:
+        return features
+    ranks = cross_sectional_ranks(features, ranked).drop(columns=KEYS)
+    return pd.concat([features, ranks], axis=1)
 
 
 TABLE_HEADER = """\

@@ -35,13 +35,12 @@ from pyspark.sql.types import (
 
 from stock_ml.pipelines.feature_store.registry import (
     KEYS,
+    PRICE_INPUTS,
     compute_features,
-    cross_sectional_ranks,
     feature_names,
+    rank_columns,
+    with_ranks,
 )
-
-PRICE_COLUMNS = ["symbol", "date", "open", "high", "low", "close", "volume"]
-RANK_SUFFIX = "_csrank"
 
 
 def _schema(columns: list[str]) -> StructType:
@@ -66,16 +65,14 @@ def build_features_spark(
     """
     names = feature_names(families, windows)
     families, windows, ranked = list(families), list(windows), list(ranked)
-    unknown = [c for c in ranked if c not in names]
-    if unknown:
-        raise ValueError(f"cross_sectional_ranks columns {unknown} are not features: {names}")
+    ranks = rank_columns(ranked, names)
     nanos = isinstance(silver.schema["date"].dataType, LongType)
     prices = silver.select(
         F.col("symbol").cast("string"),
         # a timestamp (createDataFrame's, or a micros parquet file's) -> naive wall-clock time;
         # nanoseconds read as a long (nanosAsLong) are converted in pandas, exactly, below
         F.col("date") if nanos else F.col("date").cast("timestamp_ntz"),
-        *[F.col(c).cast("double") for c in PRICE_COLUMNS[2:]],
+        *[F.col(c).cast("double") for c in PRICE_INPUTS[2:]],
     )
 
     # Closures, not functools.partial: Spark infers the UDF kind from the type hints, and
@@ -88,8 +85,7 @@ def build_features_spark(
 
     def ranks_of_dates(features: pd.DataFrame) -> pd.DataFrame:
         """Whole dates' rows -> the same rows plus ``<col>_csrank`` (ranks come back alone)."""
-        ranks = cross_sectional_ranks(features, ranked)
-        return pd.concat([features, ranks.drop(columns=KEYS)], axis=1)
+        return with_ranks(features, ranked)
 
     table = prices.groupBy("symbol").applyInPandas(features_of_symbol, schema=_schema(names))
     if ranked:
@@ -97,7 +93,5 @@ def build_features_spark(
         # grouping that keeps a date's rows together gives the same ranks, and ~21 dates a group
         # pay the per-group cost (tens of ms: Arrow to pandas and back) once, not 21 times.
         month = F.year("date") * 100 + F.month("date")
-        table = table.groupBy(month).applyInPandas(
-            ranks_of_dates, schema=_schema([*names, *[f"{c}{RANK_SUFFIX}" for c in ranked]])
-        )
+        table = table.groupBy(month).applyInPandas(ranks_of_dates, schema=_schema([*names, *ranks]))
     return table.orderBy(*KEYS)

@@ -158,13 +158,13 @@ def plan_ingest(stored: pd.DataFrame, ingest: dict, universe: dict, run: dict) -
     """Decide what this run fetches, from the mode and what silver already stores.
 
     ``stored`` is silver's (symbol, date, ingest_run_id), empty before the first run. Returns
-    ``{"mode", "after": {symbol: last stored date}, "start", "end", "chunks": [[start, end]]}``
-    with ISO dates; ``start``/``end`` bound backfill only (``None`` otherwise).
+    ``{"mode", "after": {symbol: last stored date}, "chunks": [[first, last], ...]}`` with ISO
+    dates; only backfill has bounded chunks (``[[None, None]]`` otherwise).
     """
     mode = str(ingest["mode"])
     if mode not in MODES:
         raise ValueError(f"ingest.mode must be one of {list(MODES)}, got {mode!r}")
-    plan = {"mode": mode, "after": {}, "start": None, "end": None, "chunks": [[None, None]]}
+    plan = {"mode": mode, "after": {}, "chunks": [[None, None]]}
     if mode == "incremental":
         earlier = stored[stored["ingest_run_id"] != str(run["id"])]
         last = earlier.groupby("symbol")["date"].max()
@@ -188,10 +188,9 @@ def plan_ingest(stored: pd.DataFrame, ingest: dict, universe: dict, run: dict) -
             raise ValueError(f"backfill start {start.date()} is after its end {end.date()}")
         if end > pd.Timestamp(run["date"]):
             raise ValueError(f"backfill end {end.date()} is after the run date {run['date']}")
-        plan.update(start=start.date().isoformat(), end=end.date().isoformat())
         plan["chunks"] = monthly_chunks(start, end)
         logger.info(
-            "Backfill %s..%s in %d monthly chunks", plan["start"], plan["end"], len(plan["chunks"])
+            "Backfill %s..%s in %d monthly chunks", start.date(), end.date(), len(plan["chunks"])
         )
     else:
         logger.info("Full ingest: every row of the source; silver is rebuilt from this run")
@@ -226,31 +225,36 @@ def _in_chunk(
     return pd.Series(True, index=frame.index), "all"
 
 
+def _yahoo_windows(plan: dict, chunk: list, symbols: list[str], source: dict, run: dict) -> dict:
+    """(first, last) date → symbols to ask for it: a backfill chunk for all, else per watermark."""
+    if plan["mode"] == "backfill":
+        return {(chunk[0], chunk[1]): list(symbols)}
+    windows: dict[tuple[str, str], list[str]] = {}
+    for symbol in symbols:
+        after = plan["after"].get(symbol)
+        first = (
+            (pd.Timestamp(after) + pd.Timedelta(days=1)).date().isoformat()
+            if after
+            else str(source["yahoo"]["history_start"])
+        )
+        windows.setdefault((first, str(run["date"])), []).append(symbol)
+    return windows
+
+
 def _fetch_yahoo(fetch, plan: dict, source: dict, universe: dict, run: dict) -> pd.DataFrame:
     """Ask Yahoo only for the windows the plan needs: one request per chunk and start date."""
     tickers = yahoo_tickers(universe)
-    history_start = str(source["yahoo"]["history_start"])
     frames = []
     for chunk in plan["chunks"]:
-        if plan["mode"] == "backfill":
-            windows = {(chunk[0], chunk[1]): list(tickers)}
-        else:
-            windows: dict[tuple[str, str], list[str]] = {}
-            for symbol in tickers:
-                after = plan["after"].get(symbol)
-                first = (
-                    (pd.Timestamp(after) + pd.Timedelta(days=1)).date().isoformat()
-                    if after
-                    else history_start
-                )
-                windows.setdefault((first, str(run["date"])), []).append(symbol)
+        windows = _yahoo_windows(plan, chunk, list(tickers), source, run)
         for (first, last), symbols in sorted(windows.items()):
             if first > last:
                 continue
             logger.info("Yahoo: %d tickers, %s..%s", len(symbols), first, last)
             frames.append(fetch({s: tickers[s] for s in symbols}, first, last))
-    columns = ["symbol", *PRICE_COLUMNS, "source_file", "source_row"]
-    return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=columns)
+    if not frames:  # every symbol is stored through the run date: nothing to ask for
+        return pd.DataFrame(columns=["symbol", *PRICE_COLUMNS, "source_file", "source_row"])
+    return pd.concat(frames, ignore_index=True)
 
 
 def extract_prices(

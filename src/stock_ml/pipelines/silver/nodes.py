@@ -36,7 +36,7 @@ from stock_ml.universe import exchange_groups, symbol_calendars, symbol_groups
 logger = logging.getLogger(__name__)
 
 KEYS = ["symbol", "date"]
-PRICE_FIELDS = ["open", "high", "low", "close", "volume"]
+PRICE_FIELDS = PRICE_COLUMNS[1:]  # open, high, low, close, volume
 SOURCE_FIELDS = PRICE_COLUMNS  # the bronze value columns, as the source wrote them
 SILVER_COLUMNS = [*KEYS, *PRICE_FIELDS, "ingest_run_id"]
 # A row's primary reason is its most basic defect: a value that is not there or does not parse,
