@@ -1,4 +1,4 @@
-"""The registered pipelines: six stages and the daily / retraining / backfill / default groups."""
+"""The registered pipelines: six stages, the groups, and rollback."""
 
 from __future__ import annotations
 
@@ -21,7 +21,8 @@ def _names(pipeline) -> set[str]:
 
 
 def test_registered_pipeline_names(pipelines):
-    assert set(pipelines) == {*STAGES, "daily", "retraining", "backfill", "__default__"}
+    groups = {"daily", "retraining", "backfill", "rollback", "__default__"}
+    assert set(pipelines) == {*STAGES, *groups}
 
 
 def test_stage_pipelines_hold_their_nodes(pipelines):
@@ -34,12 +35,19 @@ def test_stage_pipelines_hold_their_nodes(pipelines):
     }
     assert _names(pipelines["training"]) == {
         "split_by_date",
-        "train_model",
-        "evaluate_model",
-        "register_model",
-        "reference_features",
+        "search_model",
+        "log_search_trials",
+        "fit_model",
+        "score_holdout",
+        "evaluate_holdout",
         "data_lineage",
+        "register_challenger",
+        "log_run_params",
+        "reference_features",
+        "decide_promotion",
+        "model_card",
     }
+    assert _names(pipelines["rollback"]) == {"rollback_champion"}
     assert _names(pipelines["inference"]) == {"score_latest_sessions"}
     assert _names(pipelines["monitoring"]) == {
         "matured_performance",
@@ -47,7 +55,8 @@ def test_stage_pipelines_hold_their_nodes(pipelines):
         "plot_monitoring",
     }
     for stage in STAGES:
-        assert all(stage in node.tags for node in pipelines[stage].nodes), stage
+        tags = {stage, "promotion"} if stage == "training" else {stage}
+        assert all(tags & node.tags for node in pipelines[stage].nodes), stage
 
 
 def test_daily_refreshes_data_scores_and_monitors_but_never_trains(pipelines):
@@ -61,7 +70,8 @@ def test_daily_refreshes_data_scores_and_monitors_but_never_trains(pipelines):
         )
     )
     # The champion is read from the registry, never produced in the daily run.
-    assert "champion_model" in daily.inputs()
+    assert "champion_model@serving" in daily.inputs()
+    assert "champion_model@update" not in daily.all_outputs()
 
 
 def test_retraining_refreshes_data_and_trains_but_never_scores(pipelines):
@@ -72,7 +82,9 @@ def test_retraining_refreshes_data_and_trains_but_never_scores(pipelines):
     assert _names(retraining) == set().union(
         *(_names(pipelines[s]) for s in ["ingest", "silver", "feature_store", "training"])
     )
-    assert "champion_model" in retraining.all_outputs()
+    # it registers a challenger and may move the champion, never reads it to serve
+    assert {"challenger_model", "champion_model@update"} <= retraining.all_outputs()
+    assert "champion_model@serving" not in retraining.all_inputs()
 
 
 def test_backfill_refreshes_the_stores_only(pipelines):
@@ -94,7 +106,7 @@ def test_default_contains_every_node_of_every_stage(pipelines):
     default = pipelines["__default__"]
     every_stage = set().union(*(_names(pipelines[s]) for s in STAGES))
     assert _names(default) == every_stage
-    assert len(default.nodes) == sum(len(pipelines[s].nodes) for s in STAGES) == 18
+    assert len(default.nodes) == sum(len(pipelines[s].nodes) for s in STAGES) == 24
 
 
 def test_default_runs_stages_in_dependency_order(pipelines):
@@ -102,5 +114,26 @@ def test_default_runs_stages_in_dependency_order(pipelines):
     assert order.index("extract_prices") < order.index("validate_prices")
     assert order.index("merge_silver") < order.index("build_features")
     assert order.index("build_model_input") < order.index("split_by_date")
-    assert order.index("register_model") < order.index("score_latest_sessions")
+    assert order.index("register_challenger") < order.index("decide_promotion")
     assert order.index("score_latest_sessions") < order.index("matured_performance")
+
+
+def test_default_scores_only_after_the_promotion_decided(pipelines):
+    """champion_model@update (promotion) and @serving (inference) are one dataset to Kedro."""
+    order = [node.name for node in pipelines["__default__"].nodes]
+    assert order.index("decide_promotion") < order.index("score_latest_sessions")
+
+
+def test_rollback_reads_the_registry_and_writes_the_champion(pipelines):
+    rollback = pipelines["rollback"]
+    assert rollback.inputs() == {
+        "model_registry",
+        "stored_promotion_history",
+        "params:rollback",
+        "params:run",
+    }
+    assert rollback.outputs() == {
+        "rollback_decision",
+        "champion_model@update",
+        "promotion_history",
+    }

@@ -1,10 +1,12 @@
 """Project pipelines.
 
-Each stage is its own pipeline folder (ingest → silver → feature_store → training → inference →
-monitoring). Three groups are registered for Airflow: ``daily`` (refresh the
-data, score with the champion, judge past predictions), ``retraining`` (refresh the data, train,
-register) and ``backfill`` (refetch a date range into the stores; run with
-``ingest_mode=backfill``). ``__default__`` runs every stage once in order.
+Each stage is its own pipeline folder (ingest → silver → feature_store → training → promotion →
+inference → monitoring). ``training`` runs the search, registers the ``challenger`` and decides
+its promotion (the promotion folder's gates). Three groups are registered for Airflow: ``daily``
+(refresh the data, score with the champion, judge past predictions), ``retraining`` (refresh the
+data, train, register, decide) and ``backfill`` (refetch a date range into the stores; run with
+``ingest_mode=backfill``). ``rollback`` moves ``champion`` back to ``previous`` (or to
+``rollback_to_version``). ``__default__`` runs every stage once in order.
 
 The stages are listed explicitly rather than found with ``find_pipelines``: Kedro 1.7 narrows
 ``find_pipelines`` to the pipeline names a run asks for, so a group such as ``daily`` (no folder of
@@ -15,7 +17,15 @@ from __future__ import annotations
 
 from kedro.pipeline import Pipeline
 
-from stock_ml.pipelines import feature_store, inference, ingest, monitoring, silver, training
+from stock_ml.pipelines import (
+    feature_store,
+    inference,
+    ingest,
+    monitoring,
+    promotion,
+    silver,
+    training,
+)
 
 
 def register_pipelines() -> dict[str, Pipeline]:
@@ -23,7 +33,7 @@ def register_pipelines() -> dict[str, Pipeline]:
         "ingest": ingest.create_pipeline(),
         "silver": silver.create_pipeline(),
         "feature_store": feature_store.create_pipeline(),
-        "training": training.create_pipeline(),
+        "training": training.create_pipeline() + promotion.create_pipeline(),
         "inference": inference.create_pipeline(),
         "monitoring": monitoring.create_pipeline(),
     }
@@ -34,5 +44,6 @@ def register_pipelines() -> dict[str, Pipeline]:
         "daily": data + stages["inference"] + stages["monitoring"],
         "retraining": data + stages["training"],
         "backfill": data,
+        "rollback": promotion.create_rollback_pipeline(),
         "__default__": sum((stages[name] for name in stages_in_order), Pipeline([])),
     }

@@ -7,7 +7,7 @@ its own run id as a runtime param instead; ``today`` is the run date of a manual
 
 from kedro.config import OmegaConfigLoader
 
-from stock_ml.config_resolvers import now, run_stamp, today
+from stock_ml.config_resolvers import code_version, now, run_stamp, today
 from stock_ml.hooks import RunSummaryHook
 from stock_ml.spark import SparkHooks
 
@@ -28,5 +28,6 @@ CONFIG_LOADER_ARGS = {
         "stock_ml.run_stamp": run_stamp,
         "stock_ml.today": today,
         "stock_ml.now": now,
+        "stock_ml.code_version": code_version,
     },
 }

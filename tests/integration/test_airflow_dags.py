@@ -118,9 +118,10 @@ def test_tasks_follow_the_kedro_pipelines(dagbag: dict) -> None:
     training = dagbag["dags"]["test_stock_ml_training"]["tasks"]
     assert "score-latest-sessions" in daily
     assert any("extract-prices" in t for t in daily)
-    assert not any("train-model" in t for t in daily)
+    assert not any("search-model" in t for t in daily)
     # nodes joined by in-memory datasets run in one task (kedro-airflow --group-by memory)
-    assert any("train-model" in t and "register-model" in t for t in training)
+    assert any("search-model" in t and "register-challenger" in t for t in training)
+    assert "decide-promotion" in training
 
 
 def test_transcoded_datasets_order_their_tasks(dagbag: dict) -> None:

@@ -11,6 +11,7 @@ import pyarrow.parquet as pq
 import pytest
 from kedro.config import OmegaConfigLoader
 
+import stock_ml
 from stock_ml.gold_schema import feature_columns
 from stock_ml.pipelines.feature_store.nodes import feature_set_hash
 from stock_ml.pipelines.feature_store.registry import feature_names
@@ -125,19 +126,41 @@ def test_predictions_are_keyed_and_name_the_champion(root: Path, params: dict) -
     assert (predictions["target_prediction_date"] > predictions["as_of_date"]).all()
 
 
-def test_mlflow_store_registry_and_run_are_per_env(test_env_project: Path, root: Path) -> None:
+def test_mlflow_store_registry_and_run_are_per_env(root: Path, params: dict) -> None:
     assert (root / "mlflow.db").is_file()
     client = mlflow.MlflowClient(tracking_uri=f"sqlite:///{root / 'mlflow.db'}")
     experiment = client.get_experiment_by_name("stock_ml_test")
     assert experiment is not None
     assert experiment.artifact_location.startswith((root / "mlartifacts").as_uri())
+    # test env: the first model becomes champion by the bootstrap rule, and says so
     champion = client.get_model_version_by_alias("test_stock_ml_direction", "champion")
     assert int(champion.version) == 1
+    assert champion.tags["promotion_action"] == "bootstrap"
+    assert champion.tags["dataset_run_id"] == E2E_RUN_ID
     run = client.get_run(champion.run_id)
-    assert 0.0 <= run.data.metrics["training_metrics.holdout_accuracy"] <= 1.0
-    assert "training_metrics.baseline_always_up_accuracy" in run.data.metrics
-    assert run.data.params["training.model.C"] == "0.1"
-    assert run.data.params["run.id"] == E2E_RUN_ID
+    metrics = run.data.metrics
+    for scorer in ["model", "always_up", "momentum"]:
+        assert 0.0 <= metrics[f"training_metrics.{scorer}.accuracy"] <= 1.0
+        assert f"training_metrics.{scorer}.sharpe" in metrics
+    assert "training_metrics.model.rank_ic_tstat_nw" in metrics
+    assert metrics["promotion_metrics.promoted"] == 1.0
+    logged = run.data.params
+    assert logged["run.id"] == E2E_RUN_ID
+    assert logged["training.search.profile"] == "comprehensive", "the test env's profile"
+    assert logged["data.dataset_run_id"] == E2E_RUN_ID
+    assert logged["search.profile"] == "comprehensive"
+    assert logged["window.embargo_sessions"] == "7"
+    # the scratch copy has no .git: the code version is the package version alone
+    assert logged["run.code_version"] == champion.tags["code_version"] == stock_ml.__version__
+    artifacts = {a.path for a in client.list_artifacts(champion.run_id)}
+    assert {
+        "data_lineage.json",
+        "model_card.md",
+        "promotion_decision.json",
+        "holdout_report.csv",
+        "search_trials.csv",
+        "best_model_config.json",
+    } <= artifacts
     lineage = json.loads(
         Path(client.download_artifacts(champion.run_id, "data_lineage.json")).read_text()
     )
@@ -145,6 +168,13 @@ def test_mlflow_store_registry_and_run_are_per_env(test_env_project: Path, root:
     assert lineage["dataset_run_id"] == E2E_RUN_ID
     assert lineage["feature_schema_hash"] == model_input["feature_schema_hash"].iloc[0]
     assert lineage["features"] == feature_columns(model_input)
+    trials = client.search_runs(
+        [experiment.experiment_id], f"tags.mlflow.parentRunId = '{champion.run_id}'"
+    )
+    search = params["training"]["search"]
+    assert len(trials) == search["profiles"]["comprehensive"]["n_trials"]
+    families = {t.data.params["family"] for t in trials}
+    assert families <= {"logistic", "hist_gbm", "random_forest", "extra_trees"}
 
 
 def test_monitoring_tables_and_plot(root: Path) -> None:

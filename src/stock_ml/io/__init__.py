@@ -1,12 +1,17 @@
 """The project's custom datasets: only what kedro-datasets has no type for (each says why)."""
 
 from stock_ml.io.atomic_parquet_dataset import AtomicParquetDataset
-from stock_ml.io.registered_model_dataset import RegisteredModelDataset, ServingModel
+from stock_ml.io.mlflow_run_datasets import MlflowNestedRunsDataset, MlflowParamsDataset
+from stock_ml.io.registered_model_dataset import ModelRegistryDataset, RegisteredModelDataset
 from stock_ml.io.stored_state_dataset import StoredStateDataset
 from stock_ml.io.yahoo_prices_dataset import YahooPriceFetcher, YahooPricesDataset
+from stock_ml.models import ServingModel
 
 __all__ = [
     "AtomicParquetDataset",
+    "MlflowNestedRunsDataset",
+    "MlflowParamsDataset",
+    "ModelRegistryDataset",
     "RegisteredModelDataset",
     "ServingModel",
     "StoredStateDataset",

@@ -12,11 +12,23 @@ from __future__ import annotations
 
 import os
 import uuid
+from collections.abc import Callable
 from pathlib import Path
 
 import pandas as pd
 from kedro.io.core import get_filepath_str
 from kedro_datasets.pandas import ParquetDataset
+
+
+def atomic_write(target: Path, write: Callable[[Path], object]) -> None:
+    """Call ``write`` on a hidden temporary file beside ``target``, then rename it into place."""
+    target.parent.mkdir(parents=True, exist_ok=True)
+    temporary = target.with_name(f".{target.name}.{uuid.uuid4().hex}.tmp")
+    try:
+        write(temporary)
+        os.replace(temporary, target)
+    finally:
+        temporary.unlink(missing_ok=True)
 
 
 class AtomicParquetDataset(ParquetDataset):
@@ -28,11 +40,5 @@ class AtomicParquetDataset(ParquetDataset):
         if target.is_dir():
             super().save(data)  # the parent's error for a directory target
             return
-        target.parent.mkdir(parents=True, exist_ok=True)
-        temporary = target.with_name(f".{target.name}.{uuid.uuid4().hex}.tmp")
-        try:
-            data.to_parquet(temporary, **self._save_args)
-            os.replace(temporary, target)
-        finally:
-            temporary.unlink(missing_ok=True)
+        atomic_write(target, lambda path: data.to_parquet(path, **self._save_args))
         self._invalidate_cache()

@@ -10,7 +10,7 @@ from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
 from stock_ml.gold_schema import feature_columns
-from stock_ml.io import ServingModel
+from stock_ml.models import ServingModel
 from stock_ml.pipelines.inference.nodes import score_latest_sessions
 
 HORIZON = 3

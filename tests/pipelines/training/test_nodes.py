@@ -1,4 +1,4 @@
-"""Training nodes: purged time split, model fit, holdout metrics, reference features."""
+"""Training nodes: embargoed split, seeded search, refit, holdout scoring and the report."""
 
 from __future__ import annotations
 
@@ -9,209 +9,335 @@ import pandas as pd
 import pytest
 
 from stock_ml.gold_schema import feature_columns
+from stock_ml.models import ServingModel
 from stock_ml.pipelines.training.nodes import (
     data_lineage,
-    evaluate_model,
+    evaluate_holdout,
+    fit_model,
+    package_challenger,
     reference_features,
-    register_model,
+    run_params,
+    score_holdout,
+    search_model,
     split_by_date,
-    train_model,
 )
+from tests.pipelines.conftest import HORIZON
 
-MODEL = {"C": 0.1, "max_iter": 500}
-METRIC_NAMES = {
-    "holdout_accuracy",
-    "holdout_roc_auc",
-    "holdout_f1",
-    "holdout_log_loss",
-    "holdout_rows",
-    "baseline_always_up_accuracy",
-}
+SPLIT = {"holdout_sessions": 20, "embargo_sessions": HORIZON}
+EVALUATION = {"top_k": 1, "rebalance_every": 3, "cost_bp": 10, "sessions_per_year": 252}
+EVALUATION["momentum_sessions"] = 5
+
+
+@pytest.fixture
+def search() -> dict:
+    """Two families, a few trials: the real search machinery at unit-test size."""
+    return {
+        "profile": "tiny",
+        "objective": "rank_ic",
+        "profiles": {
+            "tiny": {
+                "n_trials": 5,
+                "startup_trials": 3,
+                "timeout_seconds": None,
+                "cv_folds": 2,
+                "families": ["logistic", "extra_trees"],
+            }
+        },
+        "families": {
+            "logistic": {
+                "estimator": "sklearn.linear_model.LogisticRegression",
+                "scale": True,
+                "fixed": {"max_iter": 500},
+                "space": {"C": {"type": "float", "low": 1e-3, "high": 10.0, "log": True}},
+            },
+            "extra_trees": {
+                "estimator": "sklearn.ensemble.ExtraTreesClassifier",
+                "fixed": {"n_estimators": 20},
+                "space": {
+                    "max_depth": {"type": "int", "low": 2, "high": 6},
+                    "max_features": {"type": "categorical", "choices": ["sqrt", 0.5]},
+                },
+            },
+        },
+    }
 
 
 def _trainable_dates(model_input: pd.DataFrame) -> np.ndarray:
     return np.sort(model_input.loc[model_input.is_trainable, "date"].unique())
 
 
-def _separable_rows(n: int, seed: int, start: str = "2022-01-03") -> pd.DataFrame:
-    """A model-input-shaped frame whose label is a deterministic function of one feature."""
-    rng = np.random.default_rng(seed)
-    dates = pd.bdate_range(start, periods=n)
-    signal = rng.normal(size=n)
-    frame = pd.DataFrame(
-        {
-            "symbol": "AAA",
-            "date": dates,
-            "signal": signal,
-            "noise": rng.normal(size=n),
-            "target_date": dates + pd.offsets.BDay(1),
-            "forward_return": signal / 100.0,
-            "label_up": (signal > 0).astype(float),
-            "horizon": 1,
-            "has_features": True,
-            "is_trainable": True,
-        }
-    )
-    return frame
-
-
 # --- split_by_date ------------------------------------------------------------------------------
 
 
-def test_split_holdout_is_exactly_the_last_n_trainable_dates(model_input):
-    train, holdout = split_by_date(model_input, holdout_sessions=20)
+def test_split_holds_out_the_last_sessions_and_embargoes_the_ones_before(model_input):
+    train, holdout, window = split_by_date(model_input, SPLIT, HORIZON)
     dates = _trainable_dates(model_input)
-    assert len(dates) == 120 - 10 - 3  # 10 warm-up sessions, 3 without a realised label
     np.testing.assert_array_equal(np.sort(holdout["date"].unique()), dates[-20:])
-    assert len(holdout) == 20 * 3
-    assert holdout["is_trainable"].all()
-    assert holdout.index.tolist() == list(range(len(holdout)))
-
-
-def test_split_purges_train_rows_whose_label_reaches_the_holdout(model_input):
-    train, holdout = split_by_date(model_input, holdout_sessions=20)
-    holdout_start = holdout["date"].min()
-    assert (train["date"] < holdout_start).all()
-    assert (train["target_date"] < holdout_start).all()
-    assert train["is_trainable"].all()
-    # Horizon 3: the 3 sessions just before the holdout are purged, every earlier one is kept.
-    dates = _trainable_dates(model_input)
-    np.testing.assert_array_equal(np.sort(train["date"].unique()), dates[: -20 - 3])
-    assert len(train) == (len(dates) - 23) * 3
-
-
-def test_split_uses_only_trainable_rows(model_input):
-    train, holdout = split_by_date(model_input, holdout_sessions=20)
-    assert len(train) + len(holdout) == int(model_input.is_trainable.sum()) - 3 * 3
+    assert len(holdout) == 20 * 3 and holdout["is_trainable"].all()
+    # the embargo's sessions between train and holdout never train
+    np.testing.assert_array_equal(np.sort(train["date"].unique()), dates[: -20 - HORIZON])
+    assert (train["target_date"] < holdout["date"].min()).all()
     assert train["label_up"].notna().all()
-    assert holdout["label_up"].notna().all()
     assert train[feature_columns(train)].notna().all(axis=None)
+    assert window == {
+        "train_start": str(pd.Timestamp(dates[0]).date()),
+        "train_end": str(pd.Timestamp(dates[-24]).date()),
+        "holdout_start": str(pd.Timestamp(dates[-20]).date()),
+        "holdout_end": str(pd.Timestamp(dates[-1]).date()),
+        "train_rows": len(train),
+        "holdout_rows": 60,
+        "embargo_sessions": HORIZON,
+        "purged_rows": 0,
+    }
 
 
-def test_split_rejects_holdout_without_training_period(model_input):
+def test_a_longer_embargo_drops_more_sessions(model_input):
+    train, _, window = split_by_date(model_input, {**SPLIT, "embargo_sessions": 8}, HORIZON)
+    dates = _trainable_dates(model_input)
+    assert train["date"].max() == dates[-29]
+    assert window["embargo_sessions"] == 8
+
+
+def test_split_refuses_an_embargo_shorter_than_the_horizon(model_input):
+    with pytest.raises(ValueError, match="shorter than the label horizon"):
+        split_by_date(model_input, {**SPLIT, "embargo_sessions": HORIZON - 1}, HORIZON)
+
+
+def test_split_refuses_a_holdout_with_no_training_period(model_input):
     sessions = len(_trainable_dates(model_input))
-    with pytest.raises(ValueError, match=rf"{sessions} trainable sessions cannot hold a"):
-        split_by_date(model_input, holdout_sessions=sessions)
-
-
-def test_split_rejects_holdout_that_purges_the_whole_training_period(model_input):
-    sessions = len(_trainable_dates(model_input))
-    # One trainable date before the holdout; its 3-session label ends inside the holdout.
-    with pytest.raises(ValueError, match="No training rows left"):
-        split_by_date(model_input, holdout_sessions=sessions - 1)
-
-
-def test_split_rejects_an_empty_holdout(model_input):
-    # dates[-0] would be dates[0]: everything held out, nothing trained
+    with pytest.raises(ValueError, match=rf"{sessions} trainable sessions cannot hold"):
+        split_by_date(model_input, {**SPLIT, "holdout_sessions": sessions - HORIZON}, HORIZON)
     with pytest.raises(ValueError, match="holdout_sessions must be ≥ 1"):
-        split_by_date(model_input, holdout_sessions=0)
+        split_by_date(model_input, {**SPLIT, "holdout_sessions": 0}, HORIZON)
 
 
-# --- train_model / evaluate_model ---------------------------------------------------------------
+# --- search_model / fit_model -------------------------------------------------------------------
 
 
-def test_train_model_fits_on_feature_columns_only(model_input):
-    train, _ = split_by_date(model_input, holdout_sessions=20)
-    estimator = train_model(train, MODEL)
+def test_search_is_reproducible_with_the_same_seed(model_input, search):
+    train, _, _ = split_by_date(model_input, SPLIT, HORIZON)
+    trials_a, best_a = search_model(train, search, SPLIT, HORIZON, seed=7)
+    trials_b, best_b = search_model(train, search, SPLIT, HORIZON, seed=7)
+    columns = ["trial", "state", "family", "params", "cv_score", "fold_scores"]
+    pd.testing.assert_frame_equal(trials_a[columns], trials_b[columns])
+    drop = {"search_seconds"}
+    assert {k: v for k, v in best_a.items() if k not in drop} == {
+        k: v for k, v in best_b.items() if k not in drop
+    }
+    assert len(trials_a) == 5 and set(trials_a["state"]) == {"COMPLETE"}
+    assert set(trials_a["family"]) <= {"logistic", "extra_trees"}
+    assert all(len(scores) == 2 for scores in trials_a["fold_scores"]), "one score per CV fold"
+    best_row = trials_a.loc[trials_a["cv_score"].idxmax()]
+    assert best_a["trial"] == best_row["trial"] and best_a["family"] == best_row["family"]
+    assert best_a["cv_score"] == pytest.approx(np.mean(best_row["fold_scores"]))
+    other, _ = search_model(train, search, SPLIT, HORIZON, seed=8)
+    assert other["params"].tolist() != trials_a["params"].tolist(), "the seed drives the search"
+
+
+def test_search_records_failed_trials_and_fails_when_none_completes(model_input, search):
+    train, _, _ = split_by_date(model_input, SPLIT, HORIZON)
+    broken = {
+        **search,
+        "profiles": {"tiny": {**search["profiles"]["tiny"], "families": ["logistic"]}},
+        "families": {
+            "logistic": {**search["families"]["logistic"], "fixed": {"max_iter": -1}},
+        },
+    }
+    with pytest.raises(RuntimeError, match="no trial completed.*max_iter"):
+        search_model(train, broken, SPLIT, HORIZON, seed=1)
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        ({"profile": "huge"}, "profile 'huge' is not one of"),
+        ({"objective": "sharpe"}, "objective must be one of"),
+    ],
+)
+def test_search_conf_errors_are_clear(model_input, search, change, message):
+    train, _, _ = split_by_date(model_input, SPLIT, HORIZON)
+    with pytest.raises((ValueError, RuntimeError), match=message):
+        search_model(train, {**search, **change}, SPLIT, HORIZON, seed=1)
+
+
+def test_search_refuses_estimators_that_are_not_probabilistic_classifiers(model_input, search):
+    train, _, _ = split_by_date(model_input, SPLIT, HORIZON)
+    for path, message in [
+        ("sklearn.linear_model.Ridge", "is not a scikit-learn classifier"),
+        ("sklearn.nothing.Here", "cannot import estimator"),
+    ]:
+        families = {"logistic": {**search["families"]["logistic"], "estimator": path}}
+        profile = {"tiny": {**search["profiles"]["tiny"], "families": ["logistic"]}}
+        conf = {**search, "families": families, "profiles": profile}
+        with pytest.raises((ValueError, RuntimeError), match=message):
+            search_model(train, conf, SPLIT, HORIZON, seed=1)
+
+
+def test_fit_model_refits_the_chosen_family_on_feature_columns_only(model_input, search):
+    train, _, _ = split_by_date(model_input, SPLIT, HORIZON)
+    best = {"family": "extra_trees", "params": {"max_depth": 3, "max_features": "sqrt"}}
+    estimator = fit_model(train, best, search, seed=5)
     assert list(estimator.feature_names_in_) == feature_columns(model_input)
     for leaky in ["forward_return", "label_up", "target_date", "horizon", "is_trainable"]:
         assert leaky not in estimator.feature_names_in_
     classifier = estimator.named_steps["classify"]
-    assert classifier.C == 0.1
-    assert classifier.max_iter == 500
-    assert sorted(classifier.classes_.tolist()) == [0, 1]
+    assert type(classifier).__name__ == "ExtraTreesClassifier"
+    assert (classifier.max_depth, classifier.n_estimators, classifier.random_state) == (3, 20, 5)
+    logistic = fit_model(train, {"family": "logistic", "params": {"C": 0.5}}, search, seed=5)
+    assert list(logistic.named_steps) == ["scale", "classify"], "the family asks for scaling"
 
 
-def test_evaluate_model_returns_kedro_mlflow_metrics(model_input):
-    train, holdout = split_by_date(model_input, holdout_sessions=20)
-    metrics = evaluate_model(train_model(train, MODEL), holdout, 0.5)
-    assert set(metrics) == METRIC_NAMES
-    for name, metric in metrics.items():
-        assert set(metric) == {"value", "step"}, name
-        assert type(metric["value"]) is float, name
-        assert metric["step"] == 0, name
-    assert 0.0 <= metrics["holdout_accuracy"]["value"] <= 1.0
-    assert 0.0 <= metrics["holdout_roc_auc"]["value"] <= 1.0
-    assert 0.0 <= metrics["holdout_f1"]["value"] <= 1.0
-    assert metrics["holdout_log_loss"]["value"] > 0.0
-    assert metrics["holdout_rows"]["value"] == float(len(holdout)) == 60.0
-    assert metrics["baseline_always_up_accuracy"]["value"] == pytest.approx(
-        holdout["label_up"].mean()
+def test_search_finds_a_signal_that_is_there(search):
+    """A label driven by one feature: the search must pick a model that ranks by it."""
+    rng = np.random.default_rng(3)
+    dates = pd.bdate_range("2022-01-03", periods=160)
+    rows = []
+    for symbol in ["A", "B", "C", "D", "E"]:
+        signal = rng.normal(size=len(dates))
+        rows.append(
+            pd.DataFrame(
+                {
+                    "symbol": symbol,
+                    "date": dates,
+                    "signal": signal,
+                    "noise": rng.normal(size=len(dates)),
+                    "target_date": dates + pd.offsets.BDay(1),
+                    "forward_return": signal / 100 + rng.normal(scale=0.002, size=len(dates)),
+                    "horizon": 1,
+                    "has_features": True,
+                    "is_trainable": True,
+                }
+            )
+        )
+    frame = pd.concat(rows, ignore_index=True)
+    frame["label_up"] = (frame["forward_return"] > 0).astype(float)
+    split = {"holdout_sessions": 40, "embargo_sessions": 1}
+    train, holdout, _ = split_by_date(frame, split, 1)
+    _, best = search_model(train, search, split, 1, seed=0)
+    assert best["cv_score"] > 0.7, "rank IC of a model that found the signal"
+    estimator = fit_model(train, best, search, seed=0)
+    scores = score_holdout(estimator, None, holdout, train, _prices(frame), EVALUATION)
+    report, *_ = evaluate_holdout(scores, _prices(frame), EVALUATION, 1, 0.5)
+    model = report.set_index("scorer").loc["model"]
+    assert model["roc_auc"] > 0.9 and model["rank_ic_mean"] > 0.7 and model["rank_ic_tstat"] > 10
+
+
+def _prices(frame: pd.DataFrame) -> pd.DataFrame:
+    """Closes consistent with the rows' one-session forward returns."""
+    ordered = frame.sort_values(["symbol", "date"])
+    growth = 1 + ordered.groupby("symbol")["forward_return"].shift(1).fillna(0.0)
+    close = 100 * growth.groupby(ordered["symbol"]).cumprod()
+    return ordered.assign(close=close)[["symbol", "date", "close"]]
+
+
+# --- score_holdout / evaluate_holdout -----------------------------------------------------------
+
+
+@pytest.fixture
+def fitted(model_input, search):
+    train, holdout, _ = split_by_date(model_input, SPLIT, HORIZON)
+    estimator = fit_model(train, {"family": "logistic", "params": {"C": 0.1}}, search, seed=0)
+    return train, holdout, estimator
+
+
+def test_score_holdout_scores_model_baselines_and_champion(fitted, synthetic_prices, search):
+    train, holdout, estimator = fitted
+    scores = score_holdout(estimator, None, holdout, train, synthetic_prices, EVALUATION)
+    assert len(scores) == len(holdout)
+    expected = estimator.predict_proba(holdout[feature_columns(holdout)])[:, 1]
+    np.testing.assert_allclose(scores["score_model"], expected)
+    assert scores["score_champion"].isna().all(), "no champion: nothing to compare"
+    assert (scores["score_always_up"] == train["label_up"].mean()).all()
+    close = synthetic_prices.set_index(["symbol", "date"])["close"]
+    row = scores.iloc[7]
+    past = synthetic_prices[synthetic_prices.symbol == row.symbol].set_index("date")["close"]
+    position = past.index.get_loc(row.date)
+    assert row.score_momentum == pytest.approx(
+        close[(row.symbol, row.date)] / past.iloc[position - 5] - 1
     )
 
+    champion = ServingModel(model=estimator, name="m", alias="champion", version=3, run_id="r")
+    with_champion = score_holdout(estimator, champion, holdout, train, synthetic_prices, EVALUATION)
+    np.testing.assert_allclose(with_champion["score_champion"], expected)
 
-def test_evaluate_model_accuracy_matches_thresholded_predictions(model_input):
-    train, holdout = split_by_date(model_input, holdout_sessions=20)
-    estimator = train_model(train, MODEL)
-    proba = estimator.predict_proba(holdout[feature_columns(holdout)])[:, 1]
-    expected = np.mean((proba >= 0.5).astype(int) == holdout["label_up"].astype(int))
-    metrics = evaluate_model(estimator, holdout, 0.5)
-    assert metrics["holdout_accuracy"]["value"] == pytest.approx(expected)
-    # Column order of the holdout does not matter: features are selected by name.
-    shuffled = holdout[list(reversed(holdout.columns))]
-    assert evaluate_model(estimator, shuffled, 0.5) == metrics
-    # The threshold comes from conf: a different one changes the predicted classes accordingly.
-    strict = float(np.quantile(proba, 0.75))
-    expected_strict = np.mean((proba >= strict).astype(int) == holdout["label_up"].astype(int))
-    assert evaluate_model(estimator, holdout, strict)["holdout_accuracy"]["value"] == pytest.approx(
-        expected_strict
+    older = fit_model(
+        train.assign(feature_gone=0.0), {"family": "logistic", "params": {}}, search, 0
     )
+    stale = ServingModel(model=older, name="m", alias="champion", version=2, run_id="r")
+    incomparable = score_holdout(estimator, stale, holdout, train, synthetic_prices, EVALUATION)
+    assert incomparable["score_champion"].isna().all(), "champion reads a feature we lack"
 
 
-def test_model_learns_a_label_that_is_a_function_of_one_feature():
-    rows = _separable_rows(400, seed=3)
-    train, holdout = rows.iloc[:300], rows.iloc[300:].reset_index(drop=True)
-    estimator = train_model(train, MODEL)
-    assert list(estimator.feature_names_in_) == ["signal", "noise"]
-    metrics = evaluate_model(estimator, holdout, 0.5)
-    assert metrics["holdout_accuracy"]["value"] > 0.9
-    assert metrics["holdout_roc_auc"]["value"] > 0.95
-    assert metrics["holdout_accuracy"]["value"] > metrics["baseline_always_up_accuracy"]["value"]
-    assert metrics["baseline_always_up_accuracy"]["value"] == pytest.approx(
-        (holdout["signal"] > 0).mean()
+def test_evaluate_holdout_reports_every_scorer_the_same_way(fitted, synthetic_prices):
+    train, holdout, estimator = fitted
+    scores = score_holdout(estimator, None, holdout, train, synthetic_prices, EVALUATION)
+    report, ic, equity, metrics = evaluate_holdout(
+        scores, synthetic_prices, EVALUATION, HORIZON, 0.5
     )
+    assert report["scorer"].tolist() == ["model", "always_up", "momentum"]
+    rows = report.set_index("scorer")
+    label = holdout["label_up"].astype(int)
+    predicted = (scores["score_model"] >= 0.5).astype(int)
+    assert rows.loc["model", "accuracy"] == pytest.approx((predicted == label).mean())
+    assert rows.loc["always_up", "accuracy"] == pytest.approx(label.mean())
+    assert rows.loc["always_up", "roc_auc"] == 0.5
+    assert math.isnan(rows.loc["always_up", "rank_ic_mean"]), "a constant has no ranking"
+    assert math.isnan(rows.loc["momentum", "log_loss"]), "momentum is not a probability"
+    assert rows.loc["always_up", "trades"] == 3.0, "the whole universe, held throughout"
+    for scorer in ["model", "momentum"]:
+        assert 0 < rows.loc[scorer, "trades"] <= 3 * 20
+        assert 0 <= rows.loc[scorer, "max_drawdown"] < 1
+        assert rows.loc[scorer, "rank_ic_dates"] == 20.0
+    assert set(ic["scorer"]) == set(equity["scorer"]) == {"model", "always_up", "momentum"}
+    assert len(equity[equity.scorer == "model"]) == 20
+    assert metrics["model.sharpe"] == {"value": rows.loc["model", "sharpe"], "step": 0}
+    assert "always_up.rank_ic_mean" not in metrics, "NaN is not logged"
 
 
-def test_evaluate_model_roc_auc_is_nan_for_a_single_class_holdout():
-    rows = _separable_rows(200, seed=4)
-    estimator = train_model(rows, MODEL)
-    all_up = rows[rows["label_up"] == 1.0].reset_index(drop=True)
-    metrics = evaluate_model(estimator, all_up, 0.5)
-    assert math.isnan(metrics["holdout_roc_auc"]["value"])
-    assert metrics["baseline_always_up_accuracy"]["value"] == 1.0
-    assert metrics["holdout_rows"]["value"] == float(len(all_up))
+# --- package_challenger / run_params / lineage / reference --------------------------------------
 
 
-# --- register_model / reference_features --------------------------------------------------------
+def test_package_challenger_carries_an_input_example_and_lineage_tags(fitted, model_input):
+    train, _, estimator = fitted
+    lineage = data_lineage(model_input)
+    _, _, window = split_by_date(model_input, SPLIT, HORIZON)
+    best = {
+        "family": "logistic",
+        "profile": "tiny",
+        "objective": "rank_ic",
+        "cv_score": 0.0123,
+        "trial": 2,
+        "n_trials": 5,
+        "params": {"C": 0.1},
+        "search_seconds": 1.5,
+    }
+    run = {"id": "run-9", "code_version": "0.1.0+gabc"}
+    candidate = package_challenger(estimator, train, best, lineage, window, run)
+    assert candidate.model is estimator
+    assert list(candidate.input_example.columns) == list(estimator.feature_names_in_)
+    assert len(candidate.input_example) == 5
+    assert candidate.tags["dataset_run_id"] == "unit-test-run"
+    assert candidate.tags["feature_schema_hash"] == model_input["feature_schema_hash"].iloc[0]
+    assert candidate.tags["train_end"] == window["train_end"]
+    assert candidate.tags["family"] == "logistic" and candidate.tags["cv_score"] == "0.012300"
+    assert candidate.tags["code_version"] == "0.1.0+gabc"
+    assert candidate.tags["training_run_id"] == "run-9"
+    params = run_params(lineage, window, best)
+    assert params["data"]["features"] == len(feature_columns(model_input))
+    assert params["window"] == window
+    assert params["search"]["best.C"] == 0.1 and params["search"]["profile"] == "tiny"
 
 
-def test_register_model_hands_over_the_same_estimator(model_input):
-    train, _ = split_by_date(model_input, holdout_sessions=20)
-    estimator = train_model(train, MODEL)
-    assert register_model(estimator) is estimator
+def test_data_lineage_refuses_mixed_builds(model_input):
+    mixed = model_input.copy()
+    mixed.loc[mixed.index[0], "dataset_run_id"] = "another-run"
+    with pytest.raises(ValueError, match="mixes builds: dataset_run_id"):
+        data_lineage(mixed)
 
 
 def test_reference_features_keeps_keys_and_features_only(model_input):
-    train, _ = split_by_date(model_input, holdout_sessions=20)
+    train, _, _ = split_by_date(model_input, SPLIT, HORIZON)
     reference = reference_features(train.iloc[::-1])
     assert list(reference.columns) == ["symbol", "date", *feature_columns(model_input)]
-    assert len(reference) == len(train)
     assert reference.index.tolist() == list(range(len(train)))
     np.testing.assert_array_equal(reference["roc5"], train["roc5"].iloc[::-1])
-
-
-def test_data_lineage_names_the_gold_build_and_its_features(model_input):
-    lineage = data_lineage(model_input)
-    assert lineage["dataset_run_id"] == "unit-test-run"
-    assert lineage["label_run_id"] == "unit-test-run"
-    assert set(model_input["feature_schema_hash"]) == {lineage["feature_schema_hash"]}
-    assert lineage["features"] == feature_columns(model_input)
-    assert "roc5_csrank" in lineage["features"]
-    assert lineage["rows"] == len(model_input)
-
-
-def test_data_lineage_refuses_a_mix_of_gold_builds(model_input):
-    mixed = model_input.copy()
-    mixed.loc[mixed.index[:5], "dataset_run_id"] = "another-build"
-    with pytest.raises(ValueError, match="mixes builds: dataset_run_id"):
-        data_lineage(mixed)

@@ -12,7 +12,7 @@ import logging
 import numpy as np
 import pandas as pd
 
-from stock_ml.io import ServingModel
+from stock_ml.models import ServingModel
 
 logger = logging.getLogger(__name__)
 

@@ -11,7 +11,7 @@ def create_pipeline(**kwargs) -> Pipeline:
             node(
                 score_latest_sessions,
                 inputs=[
-                    "champion_model",
+                    "champion_model@serving",
                     "gold_model_input",
                     "params:inference.score_sessions",
                     "params:feature_store.label.horizon",

@@ -1,102 +1,281 @@
-"""Training: time-ordered split with a purge gap, one scikit-learn model, holdout metrics.
+"""Training: purged time split, seeded model search, holdout evaluation against baselines.
 
-The split is by date, never shuffled: the holdout is the last ``holdout_sessions`` dates, and train
-rows whose label window reaches into the holdout are purged (their forward return is realised on
-holdout dates). Issue #5 replaces this with walk-forward CV and a search.
+The split is by date, never shuffled: the holdout is the last ``holdout_sessions`` dates; train
+rows in the ``embargo_sessions`` before it, and any whose label window reaches into it, never
+train. The search cross-validates walk-forward inside the training period (``cv.py``); the chosen
+configuration is refit on the whole training period and judged once on the holdout, beside the
+current champion and two naive baselines scored the same way (``evaluation.py``).
 """
 
 from __future__ import annotations
 
 import logging
+import math
 
 import numpy as np
 import pandas as pd
-from sklearn.linear_model import LogisticRegression
-from sklearn.metrics import accuracy_score, f1_score, log_loss, roc_auc_score
 from sklearn.pipeline import Pipeline
-from sklearn.preprocessing import StandardScaler
 
 from stock_ml.gold_schema import feature_columns
+from stock_ml.models import ModelCandidate, ServingModel
+from stock_ml.pipelines.training import evaluation
+from stock_ml.pipelines.training.cv import check_embargo, purged_train_rows, walk_forward_folds
+from stock_ml.pipelines.training.search import build_estimator, resolve_profile, run_search
 
 logger = logging.getLogger(__name__)
 
+MODEL = "model"
+CHAMPION = "champion"
+ALWAYS_UP = "always_up"
+MOMENTUM = "momentum"
+
 
 def split_by_date(
-    model_input: pd.DataFrame, holdout_sessions: int
-) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Return (train, holdout) from trainable rows; every train label is realised before holdout."""
+    model_input: pd.DataFrame, split: dict, horizon: int
+) -> tuple[pd.DataFrame, pd.DataFrame, dict]:
+    """Return (train, holdout, window) from trainable rows; no train label sees the holdout."""
+    holdout_sessions = int(split["holdout_sessions"])
+    embargo = int(split["embargo_sessions"])
+    check_embargo(embargo, horizon)
     if holdout_sessions < 1:
-        raise ValueError(f"training.holdout_sessions must be ≥ 1, got {holdout_sessions}")
+        raise ValueError(f"training.split.holdout_sessions must be ≥ 1, got {holdout_sessions}")
     trainable = model_input[model_input["is_trainable"]]
     dates = np.sort(trainable["date"].unique())
-    if len(dates) <= holdout_sessions:
+    if len(dates) <= holdout_sessions + embargo:
         raise ValueError(
-            f"{len(dates)} trainable sessions cannot hold a {holdout_sessions}-session holdout "
-            "and a training period: lower training.holdout_sessions or ingest more history"
+            f"{len(dates)} trainable sessions cannot hold a {holdout_sessions}-session holdout, "
+            f"a {embargo}-session embargo and a training period: lower "
+            "training.split.holdout_sessions or ingest more history"
         )
     holdout_start = dates[-holdout_sessions]
     holdout = trainable[trainable["date"] >= holdout_start]
-    train = trainable[
-        (trainable["date"] < holdout_start) & (trainable["target_date"] < holdout_start)
-    ]
-    purged = int((trainable["date"] < holdout_start).sum() - len(train))
+    positions, purged = purged_train_rows(
+        trainable["date"],
+        trainable["target_date"],
+        dates[: -holdout_sessions - embargo],
+        holdout_start,
+    )
+    train = trainable.iloc[positions]
     if train.empty:
         raise ValueError(
             f"No training rows left: the {holdout_sessions}-session holdout starts "
             f"{pd.Timestamp(holdout_start).date()} and every earlier row's label reaches into it "
-            f"({purged} rows purged); lower training.holdout_sessions or ingest more history"
+            f"({purged} rows purged); lower training.split.holdout_sessions or ingest more history"
         )
-    logger.info(
-        "Train %s..%s (%d rows, %d purged), holdout %s..%s (%d rows)",
-        train.date.min().date(),
-        train.date.max().date(),
-        len(train),
-        purged,
-        holdout.date.min().date(),
-        holdout.date.max().date(),
-        len(holdout),
-    )
-    return train.reset_index(drop=True), holdout.reset_index(drop=True)
+    window = {
+        "train_start": str(train["date"].min().date()),
+        "train_end": str(train["date"].max().date()),
+        "holdout_start": str(holdout["date"].min().date()),
+        "holdout_end": str(holdout["date"].max().date()),
+        "train_rows": len(train),
+        "holdout_rows": len(holdout),
+        "embargo_sessions": embargo,
+        "purged_rows": purged,
+    }
+    logger.info("Training window: %s", window)
+    return train.reset_index(drop=True), holdout.reset_index(drop=True), window
 
 
-def train_model(train: pd.DataFrame, model: dict) -> Pipeline:
-    """Fit a scaled, L2-regularised logistic regression on the up/down label."""
-    estimator = Pipeline(
-        [
-            ("scale", StandardScaler()),
-            ("classify", LogisticRegression(C=float(model["C"]), max_iter=int(model["max_iter"]))),
-        ]
+def search_model(
+    train: pd.DataFrame, search: dict, split: dict, horizon: int, seed: int
+) -> tuple[pd.DataFrame, dict]:
+    """Seeded search over the profile's families and spaces, walk-forward CV inside train."""
+    profile = resolve_profile(search)
+    folds = walk_forward_folds(
+        train, int(profile["cv_folds"]), int(split["embargo_sessions"]), horizon
     )
+    for fold in folds:
+        logger.info(
+            "CV fold %d: train ..%s (%d rows, %d purged) | validate %s..%s (%d rows)",
+            fold.number,
+            fold.train_end.date(),
+            len(fold.train),
+            fold.purged_rows,
+            fold.validation_start.date(),
+            fold.validation_end.date(),
+            len(fold.validation),
+        )
+    return run_search(train, feature_columns(train), folds, search, seed)
+
+
+def fit_model(train: pd.DataFrame, best: dict, search: dict, seed: int) -> Pipeline:
+    """Refit the chosen family and hyperparameters on the whole training period."""
+    estimator = build_estimator(search["families"][best["family"]], best["params"], seed)
     estimator.fit(train[feature_columns(train)], train["label_up"].astype(int))
     return estimator
 
 
-def evaluate_model(
-    estimator: Pipeline, holdout: pd.DataFrame, threshold: float
-) -> dict[str, dict[str, float]]:
-    """Holdout metrics of the model and of the always-up baseline, as kedro-mlflow metrics."""
-    y = holdout["label_up"].astype(int).to_numpy()
-    proba = estimator.predict_proba(holdout[list(estimator.feature_names_in_)])[:, 1]
-    predicted = (proba >= threshold).astype(int)
-    metrics = {
-        "holdout_accuracy": accuracy_score(y, predicted),
-        "holdout_roc_auc": roc_auc_score(y, proba) if len(np.unique(y)) == 2 else float("nan"),
-        "holdout_f1": f1_score(y, predicted, zero_division=0),
-        "holdout_log_loss": log_loss(y, proba, labels=[0, 1]),
-        "holdout_rows": float(len(y)),
-        "baseline_always_up_accuracy": float(y.mean()),
-    }
-    logger.info("Holdout metrics: %s", {k: round(v, 4) for k, v in metrics.items()})
-    return {name: {"value": float(value), "step": 0} for name, value in metrics.items()}
+def score_holdout(
+    estimator: Pipeline,
+    champion: ServingModel | None,
+    holdout: pd.DataFrame,
+    train: pd.DataFrame,
+    prices: pd.DataFrame,
+    settings: dict,
+) -> pd.DataFrame:
+    """Every scorer's score for each holdout row: the model, the champion, the baselines.
 
-
-def register_model(estimator: Pipeline) -> Pipeline:
-    """Hand the fitted model to ``champion_model``, whose dataset logs, registers and aliases it.
-
-    A separate output because a persisted model reloads from the registry as a ``ServingModel``,
-    while evaluation needs the in-memory estimator of this run.
+    * ``always_up``: the training period's up share, for every row (a prior, not a ranking);
+    * ``momentum``: the past ``momentum_sessions``-session return, known at t;
+    * ``champion``: the current champion's probability, when it can read this gold build's
+      features (a column of NaN otherwise, and the decision says why).
     """
-    return estimator
+    scores = holdout[["date", "symbol", "target_date", "forward_return", "label_up"]].copy()
+    scores[f"score_{MODEL}"] = estimator.predict_proba(holdout[list(estimator.feature_names_in_)])[
+        :, 1
+    ]
+    scores[f"score_{CHAMPION}"] = math.nan
+    if champion is not None:
+        needed = list(champion.model.feature_names_in_)
+        missing = sorted(set(needed) - set(holdout.columns))
+        if missing:
+            logger.warning(
+                "Champion v%d reads features this gold build lacks (%s …): not comparable",
+                champion.version,
+                missing[:5],
+            )
+        else:
+            scores[f"score_{CHAMPION}"] = champion.model.predict_proba(holdout[needed])[:, 1]
+    scores[f"score_{ALWAYS_UP}"] = float(train["label_up"].mean())
+    past = evaluation.momentum(prices, int(settings["momentum_sessions"]))
+    scores = scores.merge(
+        past.rename(columns={"score": f"score_{MOMENTUM}"}),
+        on=["symbol", "date"],
+        how="left",
+        validate="one_to_one",
+    )
+    return scores
+
+
+def evaluate_holdout(
+    scores: pd.DataFrame,
+    prices: pd.DataFrame,
+    settings: dict,
+    horizon: int,
+    threshold: float,
+) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame, dict]:
+    """The holdout table (one row per scorer), per-date IC, daily equity, and MLflow metrics."""
+    returns = evaluation.daily_returns(prices)
+    label = scores["label_up"].astype(int).to_numpy()
+    rows, ic_tables, equity_tables = [], [], []
+    for scorer in [MODEL, CHAMPION, ALWAYS_UP, MOMENTUM]:
+        column = f"score_{scorer}"
+        if scores[column].isna().all():
+            continue
+        frame = scores[["date", "symbol", "forward_return"]].assign(score=scores[column])
+        score = frame["score"].to_numpy(dtype=float)
+        probabilistic = scorer != MOMENTUM
+        usable = ~np.isnan(score)
+        if scorer == ALWAYS_UP:  # predicts up whatever its probability (the prior) says
+            predicted = np.ones_like(score, dtype=bool)
+        else:
+            predicted = (score >= threshold) if probabilistic else (score > 0)
+        row = {"scorer": scorer}
+        row.update(
+            evaluation.classification_metrics(
+                label[usable], predicted[usable].astype(int), score[usable], probabilistic
+            )
+        )
+        ic = evaluation.daily_ic(frame, "score")
+        row.update(evaluation.ic_summary(ic, horizon))
+        days, trades = evaluation.backtest_top_k(
+            frame[["date", "symbol", "score"]],
+            returns,
+            None if scorer == ALWAYS_UP else int(settings["top_k"]),
+            int(settings["rebalance_every"]),
+            float(settings["cost_bp"]),
+        )
+        row.update(evaluation.backtest_summary(days, trades, int(settings["sessions_per_year"])))
+        rows.append(row)
+        ic_tables.append(ic.assign(scorer=scorer))
+        equity_tables.append(days.assign(scorer=scorer))
+    report = pd.DataFrame.from_records(rows)
+    logger.info(
+        "Holdout (model vs baselines):\n%s",
+        report.set_index("scorer")[REPORT_COLUMNS].round(4).to_string(),
+    )
+    metrics = {
+        f"{row['scorer']}.{name}": {"value": float(value), "step": 0}
+        for row in rows
+        for name, value in row.items()
+        if name != "scorer" and isinstance(value, float) and math.isfinite(value)
+    }
+    return report, pd.concat(ic_tables), pd.concat(equity_tables), metrics
+
+
+# The columns the log and the model card show; the report keeps every metric.
+REPORT_COLUMNS = [
+    "accuracy",
+    "roc_auc",
+    "f1",
+    "log_loss",
+    "ic_mean",
+    "ic_tstat",
+    "rank_ic_mean",
+    "rank_ic_tstat",
+    "rank_ic_tstat_nw",
+    "annual_return",
+    "sharpe",
+    "max_drawdown",
+    "win_rate",
+    "trades",
+]
+
+
+def package_challenger(
+    estimator: Pipeline, train: pd.DataFrame, best: dict, lineage: dict, window: dict, run: dict
+) -> ModelCandidate:
+    """The fitted model with an input example and the tags that trace it to data and search."""
+    features = list(estimator.feature_names_in_)
+    tags = {
+        "family": best["family"],
+        "search_profile": best["profile"],
+        "objective": best["objective"],
+        "cv_score": f"{best['cv_score']:.6f}",
+        "dataset_run_id": lineage["dataset_run_id"],
+        "feature_schema_hash": lineage["feature_schema_hash"],
+        "label_run_id": lineage["label_run_id"],
+        **{key: str(window[key]) for key in ["train_start", "train_end", "holdout_start"]},
+        "holdout_end": window["holdout_end"],
+        "code_version": str(run["code_version"]),
+        "training_run_id": str(run["id"]),
+    }
+    return ModelCandidate(
+        model=estimator,
+        input_example=train[features].head(5).reset_index(drop=True),
+        tags=tags,
+        description=(
+            f"{best['family']} from search profile '{best['profile']}' "
+            f"(trial {best['trial']} of {best['n_trials']}); trained {window['train_start']}.."
+            f"{window['train_end']}, held out {window['holdout_start']}..{window['holdout_end']}"
+        ),
+    )
+
+
+def run_params(lineage: dict, window: dict, best: dict) -> dict:
+    """Params of the training run that no ``params:`` input carries: data, window, choice."""
+    return {
+        "data": {
+            "dataset_run_id": lineage["dataset_run_id"],
+            "feature_schema_hash": lineage["feature_schema_hash"],
+            "label_run_id": lineage["label_run_id"],
+            "features": len(lineage["features"]),
+        },
+        "window": window,
+        "search": {
+            "profile": best["profile"],
+            "family": best["family"],
+            "trial": best["trial"],
+            "n_trials": best["n_trials"],
+            "search_seconds": round(best["search_seconds"], 2),
+            **{f"best.{key}": value for key, value in best["params"].items()},
+        },
+    }
+
+
+def search_trials_table(trials: pd.DataFrame) -> pd.DataFrame:
+    """Search trials as the nested-runs dataset logs them (one child run per trial)."""
+    return trials.assign(trial=trials["trial"].map(lambda n: f"{n:03d}"))
 
 
 def reference_features(train: pd.DataFrame) -> pd.DataFrame:

@@ -1,14 +1,18 @@
-"""Training pipeline: gold model input → registered model with alias ``champion``."""
+"""Training pipeline: gold model input → searched, evaluated model registered as ``challenger``."""
 
 from kedro.pipeline import Pipeline, node
 
 from stock_ml.pipelines.training.nodes import (
     data_lineage,
-    evaluate_model,
+    evaluate_holdout,
+    fit_model,
+    package_challenger,
     reference_features,
-    register_model,
+    run_params,
+    score_holdout,
+    search_model,
+    search_trials_table,
     split_by_date,
-    train_model,
 )
 
 
@@ -17,33 +21,97 @@ def create_pipeline(**kwargs) -> Pipeline:
         [
             node(
                 split_by_date,
-                inputs=["gold_model_input", "params:training.holdout_sessions"],
-                outputs=["train_rows", "holdout_rows"],
+                inputs=[
+                    "gold_model_input",
+                    "params:training.split",
+                    "params:feature_store.label.horizon",
+                ],
+                outputs=["train_rows", "holdout_rows", "training_window"],
                 name="split_by_date",
             ),
             node(
-                train_model,
-                ["train_rows", "params:training.model"],
-                "fitted_model",
-                name="train_model",
+                search_model,
+                inputs=[
+                    "train_rows",
+                    "params:training.search",
+                    "params:training.split",
+                    "params:feature_store.label.horizon",
+                    "params:training.seed",
+                ],
+                outputs=["search_trials", "best_model_config"],
+                name="search_model",
             ),
             node(
-                evaluate_model,
-                inputs=["fitted_model", "holdout_rows", "params:decision_threshold"],
-                outputs="training_metrics",
-                name="evaluate_model",
+                search_trials_table,
+                inputs="search_trials",
+                outputs="training_search_trials",
+                name="log_search_trials",
             ),
             node(
-                register_model,
-                inputs="fitted_model",
-                outputs="champion_model",
-                name="register_model",
+                fit_model,
+                inputs=[
+                    "train_rows",
+                    "best_model_config",
+                    "params:training.search",
+                    "params:training.seed",
+                ],
+                outputs="fitted_model",
+                name="fit_model",
+            ),
+            node(
+                score_holdout,
+                inputs=[
+                    "fitted_model",
+                    "current_champion",
+                    "holdout_rows",
+                    "train_rows",
+                    "silver_prices@pandas",
+                    "params:training.evaluation",
+                ],
+                outputs="training_holdout_scores",
+                name="score_holdout",
+            ),
+            node(
+                evaluate_holdout,
+                inputs=[
+                    "training_holdout_scores",
+                    "silver_prices@pandas",
+                    "params:training.evaluation",
+                    "params:feature_store.label.horizon",
+                    "params:decision_threshold",
+                ],
+                outputs=[
+                    "holdout_report",
+                    "training_holdout_ic",
+                    "training_holdout_equity",
+                    "training_metrics",
+                ],
+                name="evaluate_holdout",
             ),
             node(
                 data_lineage,
                 inputs="gold_model_input",
                 outputs="training_data_lineage",
                 name="data_lineage",
+            ),
+            node(
+                package_challenger,
+                inputs=[
+                    "fitted_model",
+                    "train_rows",
+                    "best_model_config",
+                    "training_data_lineage",
+                    "training_window",
+                    "params:run",
+                ],
+                outputs="challenger_model",
+                name="register_challenger",
+            ),
+            node(
+                run_params,
+                inputs=["training_data_lineage", "training_window", "best_model_config"],
+                outputs="training_run_params",
+                name="log_run_params",
             ),
             node(
                 reference_features,
