@@ -48,11 +48,12 @@ def test_stage_pipelines_hold_their_nodes(pipelines):
         "model_card",
     }
     assert _names(pipelines["rollback"]) == {"rollback_champion"}
-    assert _names(pipelines["inference"]) == {"score_latest_sessions"}
+    assert _names(pipelines["inference"]) == {"score_latest_sessions", "export_for_api"}
     assert _names(pipelines["monitoring"]) == {
         "matured_performance",
         "feature_drift",
         "plot_monitoring",
+        "decide_retraining",
     }
     for stage in STAGES:
         tags = {stage, "promotion"} if stage == "training" else {stage}
@@ -106,7 +107,7 @@ def test_default_contains_every_node_of_every_stage(pipelines):
     default = pipelines["__default__"]
     every_stage = set().union(*(_names(pipelines[s]) for s in STAGES))
     assert _names(default) == every_stage
-    assert len(default.nodes) == sum(len(pipelines[s].nodes) for s in STAGES) == 24
+    assert len(default.nodes) == sum(len(pipelines[s].nodes) for s in STAGES) == 26
 
 
 def test_default_runs_stages_in_dependency_order(pipelines):

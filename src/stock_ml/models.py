@@ -41,6 +41,7 @@ class RegistryState:
     model_name: str
     aliases: dict[str, int]
     version_tags: dict[int, dict[str, str]] = field(default_factory=dict)
+    version_created: dict[int, str] = field(default_factory=dict)  # ISO time, UTC
 
     def version_of(self, alias: str) -> int | None:
         return self.aliases.get(alias)

@@ -122,6 +122,11 @@ def test_tasks_follow_the_kedro_pipelines(dagbag: dict) -> None:
     # nodes joined by in-memory datasets run in one task (kedro-airflow --group-by memory)
     assert any("search-model" in t and "register-challenger" in t for t in training)
     assert "decide-promotion" in training
+    # the daily DAG branches on monitoring's verdict and may trigger the env's training DAG
+    upstream = dagbag["dags"]["test_stock_ml_daily"]["upstream"]
+    assert upstream["retrain-required"] == ["decide-retraining"]
+    assert upstream["trigger-training"] == ["retrain-required"]
+    assert "retrain-required" not in dagbag["dags"]["test_stock_ml_training"]["tasks"]
 
 
 def test_transcoded_datasets_order_their_tasks(dagbag: dict) -> None:
@@ -144,9 +149,28 @@ def _dags_test(airflow, dag_id: str, conf: dict | None = None) -> dict:
         env=airflow["env"],
     )
     json_line = next(line for line in listed.stdout.splitlines() if line.startswith("[{"))
-    runs = json.loads(json_line)
-    assert len(runs) == 1
-    return runs[0]
+    # the run `dags test` just ran: a run another DAG triggered stays queued, never started here
+    return max(json.loads(json_line), key=lambda r: r["start_date"] or "")
+
+
+def _runs(airflow, dag_id: str) -> list[dict]:
+    listed = run(
+        [str(BIN / "airflow"), "dags", "list-runs", dag_id, "-o", "json"],
+        cwd=airflow["cwd"],
+        env=airflow["env"],
+    )
+    lines = [line for line in listed.stdout.splitlines() if line.startswith("[")]
+    return json.loads(lines[0]) if lines else []
+
+
+def _task_states(airflow, dag_id: str, run_id: str) -> dict[str, str]:
+    listed = run(
+        [str(BIN / "airflow"), "tasks", "states-for-dag-run", dag_id, run_id, "-o", "json"],
+        cwd=airflow["cwd"],
+        env=airflow["env"],
+    )
+    json_line = next(line for line in listed.stdout.splitlines() if line.startswith("[{"))
+    return {row["task_id"]: row["state"] for row in json.loads(json_line)}
 
 
 def test_training_then_daily_dag_run_under_airflow(airflow) -> None:
@@ -178,6 +202,44 @@ def test_training_then_daily_dag_run_under_airflow(airflow) -> None:
     assert len(pd.read_csv(root / "08_reporting" / "monitoring_performance.csv")) > 0
     # the DAGs ran the scratch copy (their baked project path), and only its test env
     assert env_outputs(project, "dev") == [] and env_outputs(project, "prod") == []
+
+
+def _set_decision_thresholds(project, **thresholds) -> None:
+    """The DAGs read conf from the project at run time: a test env override of the verdict."""
+    lines = "".join(f"    {key}: {value}\n" for key, value in thresholds.items())
+    path = project / "conf" / "test" / "parameters_monitoring.yml"
+    path.write_text(f"monitoring:\n  decision:\n{lines}")
+
+
+def test_daily_dag_triggers_training_only_when_monitoring_asks(airflow) -> None:
+    """Branch mechanics under `airflow dags test`: a verdict with no reason skips the trigger; a
+    verdict with one (here: the drift limit set below zero) queues a run of the training DAG.
+    Runs after the training → daily test above (the champion and its reference exist)."""
+    project = airflow["project"]
+    verdict_file = project / "data" / "test_stock_data" / "08_reporting" / "retrain_decision.json"
+    training_runs = len(_runs(airflow, "test_stock_ml_training"))
+    _set_decision_thresholds(
+        project, accuracy_floor=0.0, max_drifted_features=100000, max_model_age_days=100000
+    )
+    healthy = _dags_test(airflow, "test_stock_ml_daily")
+    assert healthy["state"] == "success"
+    verdict = json.loads(verdict_file.read_text())
+    assert verdict["retrain_required"] is False and verdict["run_id"] == healthy["run_id"]
+    states = _task_states(airflow, "test_stock_ml_daily", healthy["run_id"])
+    assert states["retrain-required"] == "success" and states["trigger-training"] == "skipped"
+    assert len(_runs(airflow, "test_stock_ml_training")) == training_runs
+
+    _set_decision_thresholds(project, max_drifted_features=-1)
+    degraded = _dags_test(airflow, "test_stock_ml_daily")
+    verdict = json.loads(verdict_file.read_text())
+    assert verdict["retrain_required"] is True
+    assert [r.split(":")[0] for r in verdict["reasons"]] == ["feature_drift"]
+    states = _task_states(airflow, "test_stock_ml_daily", degraded["run_id"])
+    assert states["trigger-training"] == "success"
+    runs = _runs(airflow, "test_stock_ml_training")
+    assert len(runs) == training_runs + 1, "one training run queued by the daily DAG"
+    assert sorted(r["state"] for r in runs).count("queued") == 1
+    (project / "conf" / "test" / "parameters_monitoring.yml").unlink()
 
 
 def _latest_silver(root) -> pd.DataFrame:

@@ -124,6 +124,20 @@ def test_predictions_are_keyed_and_name_the_champion(root: Path, params: dict) -
     assert set(predictions["model_alias"]) == {"champion"}
     assert predictions["score"].between(0, 1).all()
     assert (predictions["target_prediction_date"] > predictions["as_of_date"]).all()
+    assert set(predictions["role"]) == {"serving"}, "the bootstrap champion has no challenger"
+    api = root / "07_predictions" / "api"
+    latest = json.loads((api / "latest.json").read_text())
+    history = sorted(p.stem for p in (api / "historical").glob("*.json"))
+    assert history == sorted(p.stem.removeprefix("as_of_date=") for p in partitions)
+    assert latest["as_of_date"] == history[-1] and latest["model_version"] == 1
+    assert len(latest["predictions"]) == predictions["symbol"].nunique()
+
+
+def test_monitoring_decides_whether_to_retrain(root: Path) -> None:
+    verdict = json.loads((root / "08_reporting" / "retrain_decision.json").read_text())
+    assert verdict["run_id"] == E2E_RUN_ID
+    assert verdict["checks"]["champion_version"] == 1
+    assert verdict["retrain_required"] is bool(verdict["reasons"])
 
 
 def test_mlflow_store_registry_and_run_are_per_env(root: Path, params: dict) -> None:

@@ -2,6 +2,7 @@
 
 from stock_ml.io.atomic_parquet_dataset import AtomicParquetDataset
 from stock_ml.io.mlflow_run_datasets import MlflowNestedRunsDataset, MlflowParamsDataset
+from stock_ml.io.prediction_log_dataset import PredictionLogDataset
 from stock_ml.io.registered_model_dataset import ModelRegistryDataset, RegisteredModelDataset
 from stock_ml.io.stored_state_dataset import StoredStateDataset
 from stock_ml.io.yahoo_prices_dataset import YahooPriceFetcher, YahooPricesDataset
@@ -12,6 +13,7 @@ __all__ = [
     "MlflowNestedRunsDataset",
     "MlflowParamsDataset",
     "ModelRegistryDataset",
+    "PredictionLogDataset",
     "RegisteredModelDataset",
     "ServingModel",
     "StoredStateDataset",

@@ -15,6 +15,7 @@ gates pass, so this module has two datasets:
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import Any
 
 from kedro.io import AbstractDataset, DatasetError
@@ -183,6 +184,10 @@ class ModelRegistryDataset(AbstractDataset[AliasUpdate, RegistryState]):
             model_name=self._model_name,
             aliases={alias: int(v) for alias, v in registered.aliases.items()},
             version_tags={int(v.version): dict(v.tags) for v in versions},
+            version_created={
+                int(v.version): datetime.fromtimestamp(v.creation_timestamp / 1000, UTC).isoformat()
+                for v in versions
+            },
         )
 
     def _save(self, update: AliasUpdate) -> None:

@@ -11,7 +11,7 @@ from sklearn.preprocessing import StandardScaler
 
 from stock_ml.gold_schema import feature_columns
 from stock_ml.models import ServingModel
-from stock_ml.pipelines.inference.nodes import score_latest_sessions
+from stock_ml.pipelines.inference.nodes import export_for_api, score_latest_sessions
 
 HORIZON = 3
 PREDICTION_COLUMNS = [
@@ -24,6 +24,7 @@ PREDICTION_COLUMNS = [
     "model_alias",
     "model_version",
     "mlflow_run_id",
+    "role",
 ]
 
 
@@ -144,3 +145,40 @@ def test_zero_score_sessions_is_rejected(serving, model_input):
     # dates[-0:] would silently score every session
     with pytest.raises(ValueError, match="score_sessions must be ≥ 1"):
         _score(serving, model_input, score_sessions=0)
+
+
+def _other(serving: ServingModel, version: int) -> ServingModel:
+    return ServingModel(serving.model, serving.name, "challenger", version, f"r{version}")
+
+
+def test_no_champion_scores_nothing(model_input):
+    assert score_latest_sessions(None, model_input, 5, HORIZON, 0.5) == {}
+
+
+def test_challenger_is_scored_in_shadow_beside_the_champion(serving, model_input):
+    predictions = score_latest_sessions(serving, model_input, 2, HORIZON, 0.5, _other(serving, 8))
+    for frame in predictions.values():
+        assert sorted(set(zip(frame["model_version"], frame["role"], strict=True))) == [
+            (7, "serving"),
+            (8, "shadow"),
+        ]
+        assert not frame.duplicated(["target_prediction_date", "symbol", "model_version"]).any()
+    # the challenger that already is the champion is not scored twice
+    same = score_latest_sessions(serving, model_input, 2, HORIZON, 0.5, _other(serving, 7))
+    assert all(set(f["role"]) == {"serving"} for f in same.values())
+
+
+def test_export_for_api_publishes_the_champion_only(serving, model_input):
+    predictions = score_latest_sessions(serving, model_input, 3, HORIZON, 0.5, _other(serving, 8))
+    loaders = {key: (lambda f=frame: f) for key, frame in predictions.items()}
+    latest, history = export_for_api(loaders)
+    dates = sorted(key.removeprefix("as_of_date=") for key in predictions)
+    assert sorted(history) == dates
+    assert latest == history[dates[-1]]
+    assert latest["model_version"] == 7 and latest["as_of_date"] == dates[-1]
+    assert [p["symbol"] for p in latest["predictions"]] == ["AAA", "BBB", "CCC"]
+    frame = predictions[f"as_of_date={dates[-1]}"].query("role == 'serving'")
+    assert [p["score"] for p in latest["predictions"]] == pytest.approx(
+        frame.sort_values("symbol")["score"].round(6).tolist()
+    )
+    assert export_for_api({}) == ({"as_of_date": None, "predictions": []}, {})

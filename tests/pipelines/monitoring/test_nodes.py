@@ -8,7 +8,9 @@ import pandas as pd
 import pytest
 from matplotlib.figure import Figure
 
+from stock_ml.models import RegistryState
 from stock_ml.pipelines.monitoring.nodes import (
+    decide_retraining,
     feature_drift,
     matured_performance,
     plot_monitoring,
@@ -20,7 +22,7 @@ DAY2 = pd.Timestamp("2024-03-05")
 DAY3 = pd.Timestamp("2024-03-06")
 
 
-def _predictions(as_of, rows, version=1, name="m"):
+def _predictions(as_of, rows, version=1, name="m", role="serving"):
     """One prediction-log partition: rows are (symbol, score, predicted_up)."""
     return pd.DataFrame(
         {
@@ -33,6 +35,7 @@ def _predictions(as_of, rows, version=1, name="m"):
             "model_alias": "champion",
             "model_version": version,
             "mlflow_run_id": f"run-{version}",
+            "role": role,
         }
     )
 
@@ -235,6 +238,7 @@ def test_plot_monitoring_returns_a_figure_with_two_axes():
             "as_of_date": ["2024-03-04", "2024-03-05", "2024-03-05"],  # text, as from CSV
             "model_name": "m",
             "model_version": [1, 1, 2],
+            "role": ["serving", "serving", "shadow"],
             "matured_predictions": [2, 2, 2],
             "correct": [1, 2, 0],
             "mean_score": [0.6, 0.5, 0.4],
@@ -248,7 +252,7 @@ def test_plot_monitoring_returns_a_figure_with_two_axes():
         assert len(figure.axes) == 2
         top, bottom = figure.axes
         labels = [line.get_label() for line in top.get_lines()]
-        assert labels == ["model v1", "model v2", "coin flip"]
+        assert labels == ["model v1 (serving)", "model v2 (shadow)", "coin flip"]
         assert top.get_ylim() == (0.0, 1.0)
         np.testing.assert_allclose(top.get_lines()[0].get_ydata(), [0.5, 1.0])
         assert [patch.get_height() for patch in bottom.patches] == pytest.approx([0.4, 0.1, 0.01])
@@ -257,3 +261,117 @@ def test_plot_monitoring_returns_a_figure_with_two_axes():
         assert alert.get_label() == "alert PSI 0.25"
     finally:
         plt.close(figure)
+
+
+def test_matured_performance_separates_serving_and_shadow_and_ranks():
+    predictions = _partitions(
+        pd.concat(
+            [
+                _predictions(DAY1, [("AAA", 0.9, 1), ("BBB", 0.5, 1), ("CCC", 0.1, 0)]),
+                _predictions(
+                    DAY1, [("AAA", 0.1, 0), ("BBB", 0.5, 1), ("CCC", 0.9, 1)], 2, role="shadow"
+                ),
+            ]
+        )
+    )
+    labels = _labels([("AAA", DAY1, 1.0), ("BBB", DAY1, 1.0), ("CCC", DAY1, 0.0)])
+    labels["forward_return"] = [0.03, 0.01, -0.02]
+    performance = matured_performance(predictions, labels).set_index("role")
+    assert performance.loc["serving", "accuracy"] == 1.0
+    assert performance.loc["shadow", "accuracy"] == pytest.approx(1 / 3)
+    assert performance.loc["serving", "rank_ic"] == pytest.approx(1.0)
+    assert performance.loc["shadow", "rank_ic"] == pytest.approx(-1.0)
+    assert performance.loc["shadow", "model_version"] == 2
+
+
+def test_matured_performance_of_an_empty_log_is_an_empty_table():
+    performance = matured_performance({}, _labels([("AAA", DAY1, 1.0)]))
+    assert performance.empty and "rank_ic" in performance.columns
+
+
+# --- decide_retraining --------------------------------------------------------------------------
+
+THRESHOLDS = {
+    "accuracy_floor": 0.5,
+    "rolling_sessions": 2,
+    "breach_runs": 2,
+    "psi_threshold": 0.25,
+    "max_drifted_features": 1,
+    "max_model_age_days": 30,
+}
+RUN = {"id": "daily-1", "date": "2024-03-20"}
+
+
+def _performance(accuracies, version=1, role="serving"):
+    days = pd.bdate_range("2024-03-01", periods=len(accuracies))
+    return pd.DataFrame(
+        {
+            "as_of_date": days,
+            "model_name": "m",
+            "model_version": version,
+            "role": role,
+            "matured_predictions": 10,
+            "correct": [round(a * 10) for a in accuracies],
+            "accuracy": accuracies,
+        }
+    )
+
+
+def _registry(champion=1, created="2024-03-01T00:00:00+00:00"):
+    aliases = {"champion": champion} if champion else {}
+    return RegistryState("m", aliases, {1: {}}, {1: created})
+
+
+DRIFT_OK = pd.DataFrame({"feature": ["a", "b", "c"], "psi": [0.3, 0.1, 0.0]})
+
+
+def test_a_healthy_champion_needs_no_retraining():
+    decision = decide_retraining(
+        _performance([0.6, 0.4, 0.7, 0.6]), DRIFT_OK, _registry(), THRESHOLDS, RUN
+    )
+    assert decision == {
+        "retrain_required": False,
+        "reasons": [],
+        "checks": {
+            "champion_version": 1,
+            "rolling_accuracy": 0.65,
+            "model_age_days": 19,
+            "drifted_features": 1,
+        },
+        "thresholds": THRESHOLDS,
+        "run_id": "daily-1",
+        "run_date": "2024-03-20",
+    }
+
+
+def test_each_reason_alone_requires_retraining():
+    cases = {
+        "champion_missing": (_performance([0.6] * 4), DRIFT_OK, _registry(champion=None)),
+        # rolling-2 accuracy 0.45, 0.4 on the last two dates (the shadow's good run is ignored)
+        "performance_below_floor": (
+            pd.concat([_performance([0.6, 0.5, 0.4, 0.4]), _performance([0.9] * 4, 2, "shadow")]),
+            DRIFT_OK,
+            _registry(),
+        ),
+        "feature_drift": (
+            _performance([0.6] * 4),
+            DRIFT_OK.assign(psi=[0.3, 0.4, 0.0]),
+            _registry(),
+        ),
+        "stale_model": (
+            _performance([0.6] * 4),
+            DRIFT_OK,
+            _registry(created="2024-01-01T00:00:00+00:00"),
+        ),
+    }
+    for reason, (performance, drift, registry) in cases.items():
+        decision = decide_retraining(performance, drift, registry, THRESHOLDS, RUN)
+        assert decision["retrain_required"], reason
+        assert [r.split(":")[0] for r in decision["reasons"]] == [reason]
+
+
+def test_one_bad_date_is_not_a_breach():
+    decision = decide_retraining(
+        _performance([0.6, 0.6, 0.6, 0.2]), DRIFT_OK, _registry(), THRESHOLDS, RUN
+    )
+    assert not decision["retrain_required"], "rolling 0.6, 0.4: only the last date is below"

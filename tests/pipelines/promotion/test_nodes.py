@@ -179,6 +179,10 @@ def test_unknown_gate_set_or_rule_is_refused():
         )
     with pytest.raises(ValueError, match="when_no_champion must be one of"):
         _decide(_report(model=GOOD), _registry({}), [], rule="always")
+    with pytest.raises(ValueError, match="No 'challenger' version"):
+        decide_promotion(
+            None, _registry({}), _report(model=GOOD), _empty_history(), _promotion([]), RUN
+        )
 
 
 def test_history_accumulates_and_rollback_steps_back_one_champion_at_a_time():

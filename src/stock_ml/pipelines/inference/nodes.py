@@ -1,8 +1,10 @@
-"""Inference: score the latest sessions with the model behind an alias.
+"""Inference: score the latest sessions with the champion, and the challenger in shadow.
 
 Scores the last ``score_sessions`` sessions (the unlabeled tail is tomorrow's forecast; earlier
 sessions replay what the model would have said then and mature into monitoring's accuracy). Each
-prediction names the model version that made it.
+prediction names the model version that made it and its role: ``serving`` (the champion, what
+the API publishes) or ``shadow`` (the challenger, logged beside it so monitoring can compare the
+two on the same sessions before anyone promotes it).
 """
 
 from __future__ import annotations
@@ -16,52 +18,108 @@ from stock_ml.models import ServingModel
 
 logger = logging.getLogger(__name__)
 
+SERVING, SHADOW = "serving", "shadow"
 
-def score_latest_sessions(
-    serving: ServingModel,
-    model_input: pd.DataFrame,
-    score_sessions: int,
-    horizon: int,
-    threshold: float,
-) -> dict[str, pd.DataFrame]:
-    """Predictions keyed by (target_prediction_date, symbol), one partition per as-of date.
 
-    ``target_prediction_date`` is the realised label date where known, else the as-of date plus
-    ``horizon`` business days (issue #3 replaces this with the exchange calendar).
-    """
-    if score_sessions < 1:
-        raise ValueError(f"inference.score_sessions must be ≥ 1, got {score_sessions}")
-    features = list(serving.model.feature_names_in_)
-    scorable = model_input[model_input["has_features"]]
-    dates = np.sort(scorable["date"].unique())[-score_sessions:]
-    rows = scorable[scorable["date"].isin(dates)].copy()
-    if rows.empty:
-        raise ValueError("No session has a complete feature vector to score")
-    rows["score"] = serving.model.predict_proba(rows[features])[:, 1]
-    predictions = pd.DataFrame(
+def _predict(
+    serving: ServingModel, rows: pd.DataFrame, horizon: int, threshold: float, role: str
+) -> pd.DataFrame:
+    scores = serving.model.predict_proba(rows[list(serving.model.feature_names_in_)])[:, 1]
+    return pd.DataFrame(
         {
             "target_prediction_date": rows["target_date"].fillna(
                 rows["date"] + pd.offsets.BDay(horizon)
             ),
             "symbol": rows["symbol"],
             "as_of_date": rows["date"],
-            "score": rows["score"],
-            "predicted_up": (rows["score"] >= threshold).astype(int),
+            "score": scores,
+            "predicted_up": (scores >= threshold).astype(int),
             "model_name": serving.name,
             "model_alias": serving.alias,
             "model_version": serving.version,
             "mlflow_run_id": serving.run_id,
+            "role": role,
         }
     )
+
+
+def score_latest_sessions(
+    serving: ServingModel | None,
+    model_input: pd.DataFrame,
+    score_sessions: int,
+    horizon: int,
+    threshold: float,
+    shadow: ServingModel | None = None,
+) -> dict[str, pd.DataFrame]:
+    """Predictions keyed by (target_prediction_date, symbol, model_version), one partition per
+    as-of date; rescoring a date rewrites its partition, so a rerun leaves one row per key.
+
+    ``target_prediction_date`` is the realised label date where known, else the as-of date plus
+    ``horizon`` business days. No champion → nothing is scored (monitoring reports it); a
+    challenger that is the champion, or cannot read this gold build's features, is not shadowed.
+    """
+    if score_sessions < 1:
+        raise ValueError(f"inference.score_sessions must be ≥ 1, got {score_sessions}")
+    if serving is None:
+        logger.warning("No champion to serve: nothing scored (monitoring will ask for training)")
+        return {}
+    scorable = model_input[model_input["has_features"]]
+    dates = np.sort(scorable["date"].unique())[-score_sessions:]
+    rows = scorable[scorable["date"].isin(dates)]
+    if rows.empty:
+        raise ValueError("No session has a complete feature vector to score")
+    frames = [_predict(serving, rows, horizon, threshold, SERVING)]
+    if shadow is not None and shadow.version != serving.version:
+        missing = sorted(set(shadow.model.feature_names_in_) - set(rows.columns))
+        if missing:
+            logger.warning(
+                "Challenger v%d lacks features %s: not shadowed", shadow.version, missing[:5]
+            )
+        else:
+            frames.append(_predict(shadow, rows, horizon, threshold, SHADOW))
+    predictions = pd.concat(frames, ignore_index=True)
     logger.info(
-        "Scored %d rows over %d sessions with %s v%d (@%s)",
+        "Scored %d rows over %d sessions: %s",
         len(predictions),
         len(dates),
-        serving.name,
-        serving.version,
-        serving.alias,
+        ", ".join(
+            f"{f['model_name'].iloc[0]} v{f['model_version'].iloc[0]} ({f['role'].iloc[0]})"
+            for f in frames
+        ),  # fmt: skip
     )
     return {
         f"as_of_date={day:%Y-%m-%d}": part.reset_index(drop=True)
         for day, part in predictions.groupby("as_of_date")
     }
+
+
+def _payload(frame: pd.DataFrame) -> dict:
+    first = frame.iloc[0]
+    return {
+        "as_of_date": f"{first['as_of_date']:%Y-%m-%d}",
+        "model_name": first["model_name"],
+        "model_version": int(first["model_version"]),
+        "mlflow_run_id": first["mlflow_run_id"],
+        "predictions": [
+            {
+                "symbol": row.symbol,
+                "target_prediction_date": f"{row.target_prediction_date:%Y-%m-%d}",
+                "score": round(float(row.score), 6),
+                "predicted_up": bool(row.predicted_up),
+            }
+            for row in frame.sort_values("symbol").itertuples()
+        ],
+    }
+
+
+def export_for_api(predictions: dict) -> tuple[dict, dict[str, dict]]:
+    """What an API serves: the champion's predictions of the latest as-of date (latest.json) and
+    of every as-of date (historical/<date>.json). Shadow predictions are never published."""
+    frames = [load() for _, load in sorted(predictions.items())]
+    if not frames:
+        return {"as_of_date": None, "predictions": []}, {}
+    logged = pd.concat(frames, ignore_index=True)
+    served = logged[logged["role"].fillna(SERVING) == SERVING] if "role" in logged else logged
+    history = {f"{day:%Y-%m-%d}": _payload(part) for day, part in served.groupby("as_of_date")}
+    latest = history[max(history)] if history else {"as_of_date": None, "predictions": []}
+    return latest, history

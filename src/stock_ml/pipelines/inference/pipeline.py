@@ -1,8 +1,9 @@
-"""Inference pipeline: champion by alias + gold model input → prediction log partitions."""
+"""Inference pipeline: champion (and challenger in shadow) + gold model input → prediction log,
+and the champion's predictions as JSON for an API."""
 
 from kedro.pipeline import Pipeline, node
 
-from stock_ml.pipelines.inference.nodes import score_latest_sessions
+from stock_ml.pipelines.inference.nodes import export_for_api, score_latest_sessions
 
 
 def create_pipeline(**kwargs) -> Pipeline:
@@ -16,10 +17,17 @@ def create_pipeline(**kwargs) -> Pipeline:
                     "params:inference.score_sessions",
                     "params:feature_store.label.horizon",
                     "params:decision_threshold",
+                    "challenger_model",
                 ],
                 outputs="predictions",
                 name="score_latest_sessions",
-            )
+            ),
+            node(
+                export_for_api,
+                inputs="predictions",
+                outputs=["predictions_api_latest", "predictions_api_history"],
+                name="export_for_api",
+            ),
         ],
         tags=["inference"],
     )

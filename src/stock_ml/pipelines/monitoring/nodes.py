@@ -17,18 +17,40 @@ from matplotlib.figure import Figure
 from scipy.stats import ks_2samp
 
 from stock_ml.gold_schema import feature_columns
+from stock_ml.models import RegistryState
 
 logger = logging.getLogger(__name__)
+
+
+PERFORMANCE_COLUMNS = [
+    "as_of_date",
+    "model_name",
+    "model_version",
+    "role",
+    "matured_predictions",
+    "correct",
+    "mean_score",
+    "accuracy",
+    "rank_ic",
+]
 
 
 def matured_performance(
     predictions: dict[str, Callable[[], pd.DataFrame]], labels: pd.DataFrame
 ) -> pd.DataFrame:
-    """Per as-of date and model version: how many predictions matured and how many were right.
+    """Per as-of date, model version and role (serving / shadow): how many predictions matured,
+    how many were right, and the rank IC of their scores against the realised forward return.
 
     A prediction matures when its label is realised (the target session's close is known).
     """
-    logged = pd.concat([load() for load in predictions.values()], ignore_index=True)
+    frames = [load() for load in predictions.values()]
+    if not frames:
+        logger.warning("The prediction log is empty: nothing to judge yet")
+        return pd.DataFrame(columns=PERFORMANCE_COLUMNS)
+    logged = pd.concat(frames, ignore_index=True)
+    if "role" not in logged:  # partitions written before shadow scoring existed
+        logged["role"] = "serving"
+    logged["role"] = logged["role"].fillna("serving")
     realised = labels.dropna(subset=["label_up"])[["symbol", "date", "label_up", "forward_return"]]
     matured = logged.merge(
         realised.rename(columns={"date": "as_of_date"}),
@@ -37,23 +59,98 @@ def matured_performance(
         validate="many_to_one",
     )
     matured["correct"] = (matured["predicted_up"] == matured["label_up"]).astype(int)
-    performance = (
-        matured.groupby(["as_of_date", "model_name", "model_version"], as_index=False)
-        .agg(
-            matured_predictions=("correct", "size"),
-            correct=("correct", "sum"),
-            mean_score=("score", "mean"),
-        )
-        .sort_values(["as_of_date", "model_version"])
+    keys = ["as_of_date", "model_name", "model_version", "role"]
+    performance = matured.groupby(keys, as_index=False).agg(
+        matured_predictions=("correct", "size"),
+        correct=("correct", "sum"),
+        mean_score=("score", "mean"),
     )
     performance["accuracy"] = performance["correct"] / performance["matured_predictions"]
+    rank_ic = {
+        key: part["score"].corr(part["forward_return"], method="spearman")
+        if len(part) >= 3 and part["score"].nunique() > 1
+        else np.nan
+        for key, part in matured.groupby(keys)
+    }
+    performance["rank_ic"] = [rank_ic[tuple(row)] for row in performance[keys].itertuples(False)]
     logger.info(
         "%d of %d logged predictions matured; pooled accuracy %.4f",
         len(matured),
         len(logged),
         matured["correct"].mean() if len(matured) else float("nan"),
     )
-    return performance.reset_index(drop=True)
+    return performance.sort_values(["as_of_date", "model_version"])[
+        PERFORMANCE_COLUMNS
+    ].reset_index(drop=True)
+
+
+def rolling_accuracy(performance: pd.DataFrame, version: int, sessions: int) -> pd.Series:
+    """The serving model's accuracy over its last ``sessions`` matured as-of dates, per date."""
+    served = performance[
+        (performance["model_version"] == version) & (performance["role"] == "serving")
+    ].sort_values("as_of_date")
+    correct = served["correct"].rolling(sessions, min_periods=sessions).sum()
+    matured = served["matured_predictions"].rolling(sessions, min_periods=sessions).sum()
+    return pd.Series((correct / matured).to_numpy(), index=pd.to_datetime(served["as_of_date"]))
+
+
+def decide_retraining(
+    performance: pd.DataFrame,
+    drift: pd.DataFrame,
+    registry: RegistryState,
+    thresholds: dict,
+    run: dict,
+) -> dict:
+    """``retrain_required`` and every reason, from the thresholds in ``monitoring.decision``.
+
+    Reasons: no champion; the champion's rolling accuracy below ``accuracy_floor`` on each of the
+    last ``breach_runs`` as-of dates; more than ``max_drifted_features`` features with PSI above
+    ``psi_threshold``; a champion older than ``max_model_age_days`` (from its registration).
+    """
+    reasons, checks = [], {}
+    champion = registry.version_of("champion")
+    checks["champion_version"] = champion
+    if champion is None:
+        reasons.append("champion_missing: no version has alias champion")
+    else:
+        rolling = rolling_accuracy(performance, champion, int(thresholds["rolling_sessions"]))
+        recent = rolling.dropna().tail(int(thresholds["breach_runs"]))
+        checks["rolling_accuracy"] = None if recent.empty else float(recent.iloc[-1])
+        floor = float(thresholds["accuracy_floor"])
+        if len(recent) == int(thresholds["breach_runs"]) and (recent < floor).all():
+            reasons.append(
+                f"performance_below_floor: rolling {thresholds['rolling_sessions']}-session "
+                f"accuracy {recent.iloc[-1]:.4f} < {floor} on the last {len(recent)} as-of dates"
+            )
+        created = registry.version_created.get(champion)
+        if created is not None:
+            age = (pd.Timestamp(run["date"]) - pd.Timestamp(created).tz_localize(None)).days
+            checks["model_age_days"] = age
+            if age > int(thresholds["max_model_age_days"]):
+                reasons.append(
+                    f"stale_model: champion v{champion} is {age} days old "
+                    f"(> {thresholds['max_model_age_days']})"
+                )
+    drifted = drift[drift["psi"] > float(thresholds["psi_threshold"])]["feature"].tolist()
+    checks["drifted_features"] = len(drifted)
+    if len(drifted) > int(thresholds["max_drifted_features"]):
+        reasons.append(
+            f"feature_drift: {len(drifted)} features with PSI > {thresholds['psi_threshold']} "
+            f"(> {thresholds['max_drifted_features']}): {', '.join(drifted[:10])}"
+        )
+    decision = {
+        "retrain_required": bool(reasons),
+        "reasons": reasons,
+        "checks": checks,
+        "thresholds": dict(thresholds),
+        "run_id": str(run["id"]),
+        "run_date": str(run["date"]),
+    }
+    log = logger.warning if reasons else logger.info
+    log(
+        "Retraining %s: %s", "required" if reasons else "not required", reasons or "all checks pass"
+    )
+    return decision
 
 
 def population_stability_index(reference: np.ndarray, current: np.ndarray, bins: int) -> float:
@@ -108,10 +205,10 @@ def plot_monitoring(performance: pd.DataFrame, drift: pd.DataFrame, psi_alert: f
     # A bare Figure, not pyplot: no global backend switch, nothing left open in a long-lived worker.
     figure = Figure(figsize=(11, 8), layout="constrained")
     top, bottom = figure.subplots(2, 1)
-    for version, part in performance.groupby("model_version"):
+    for (version, role), part in performance.groupby(["model_version", "role"]):
         # The table may come back from CSV with text dates: plot on a real time axis.
         when = pd.to_datetime(part["as_of_date"])
-        top.plot(when, part["accuracy"], marker=".", label=f"model v{version}")
+        top.plot(when, part["accuracy"], marker=".", label=f"model v{version} ({role})")
     top.axhline(0.5, color="grey", linestyle="--", linewidth=1, label="coin flip")
     top.set_title("Accuracy of matured predictions by as-of date")
     top.set_ylabel("accuracy")

@@ -2,7 +2,12 @@
 
 from kedro.pipeline import Pipeline, node
 
-from stock_ml.pipelines.monitoring.nodes import feature_drift, matured_performance, plot_monitoring
+from stock_ml.pipelines.monitoring.nodes import (
+    decide_retraining,
+    feature_drift,
+    matured_performance,
+    plot_monitoring,
+)
 
 
 def create_pipeline(**kwargs) -> Pipeline:
@@ -34,6 +39,18 @@ def create_pipeline(**kwargs) -> Pipeline:
                 ],
                 outputs="monitoring_plot",
                 name="plot_monitoring",
+            ),
+            node(
+                decide_retraining,
+                inputs=[
+                    "monitoring_performance",
+                    "monitoring_feature_drift",
+                    "model_registry",
+                    "params:monitoring.decision",
+                    "params:run",
+                ],
+                outputs="retrain_decision",
+                name="decide_retraining",
             ),
         ],
         tags=["monitoring"],

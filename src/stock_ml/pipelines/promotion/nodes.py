@@ -98,7 +98,7 @@ def evaluate_gate(gate: dict, report: dict[str, dict]) -> dict:
 
 
 def decide_promotion(
-    challenger: ServingModel,
+    challenger: ServingModel | None,
     registry: RegistryState,
     report: pd.DataFrame,
     stored_history: pd.DataFrame,
@@ -106,6 +106,11 @@ def decide_promotion(
     run: dict,
 ) -> tuple[dict, AliasUpdate, pd.DataFrame, dict]:
     """Gate the challenger; ``champion`` moves only if every gate passes (or by bootstrap)."""
+    if challenger is None:
+        raise ValueError(
+            f"No '{CHALLENGER}' version of '{registry.model_name}' to decide on: run the training "
+            "pipeline (it registers one) before its promotion step"
+        )
     gate_set_name = promotion["gate_set"]
     if gate_set_name not in promotion["gate_sets"]:
         raise ValueError(
