@@ -54,9 +54,10 @@ def test_stage_pipelines_hold_their_nodes(pipelines):
         "feature_drift",
         "plot_monitoring",
         "decide_retraining",
+        "promote_after_shadow",
     }
     for stage in STAGES:
-        tags = {stage, "promotion"} if stage == "training" else {stage}
+        tags = {stage, "promotion"} if stage in {"training", "monitoring"} else {stage}
         assert all(tags & node.tags for node in pipelines[stage].nodes), stage
 
 
@@ -107,7 +108,7 @@ def test_default_contains_every_node_of_every_stage(pipelines):
     default = pipelines["__default__"]
     every_stage = set().union(*(_names(pipelines[s]) for s in STAGES))
     assert _names(default) == every_stage
-    assert len(default.nodes) == sum(len(pipelines[s].nodes) for s in STAGES) == 26
+    assert len(default.nodes) == sum(len(pipelines[s].nodes) for s in STAGES) == 27
 
 
 def test_default_runs_stages_in_dependency_order(pipelines):

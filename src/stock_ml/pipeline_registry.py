@@ -35,7 +35,7 @@ def register_pipelines() -> dict[str, Pipeline]:
         "feature_store": feature_store.create_pipeline(),
         "training": training.create_pipeline() + promotion.create_pipeline(),
         "inference": inference.create_pipeline(),
-        "monitoring": monitoring.create_pipeline(),
+        "monitoring": monitoring.create_pipeline() + promotion.create_shadow_pipeline(),
     }
     data = stages["ingest"] + stages["silver"] + stages["feature_store"]
     stages_in_order = ["ingest", "silver", "feature_store", "training", "inference", "monitoring"]

@@ -138,6 +138,8 @@ def test_monitoring_decides_whether_to_retrain(root: Path) -> None:
     assert verdict["run_id"] == E2E_RUN_ID
     assert verdict["checks"]["champion_version"] == 1
     assert verdict["retrain_required"] is bool(verdict["reasons"])
+    shadow = json.loads((root / "06_models" / "shadow_promotion_decision.json").read_text())
+    assert shadow["action"] == "none", "the bootstrap champion has no challenger in shadow"
 
 
 def test_mlflow_store_registry_and_run_are_per_env(root: Path, params: dict) -> None:

@@ -141,3 +141,40 @@ def test_inference_serves_the_champion_after_rollback(project: Path, client) -> 
     root = project / "data/test_stock_data/07_predictions/predictions"
     predictions = pd.concat(pd.read_parquet(p) for p in root.glob("*.parquet"))
     assert set(predictions["model_version"]) == {_aliases(client)["champion"]} == {1}
+
+
+def test_a_challenger_in_shadow_is_decided_by_the_daily_run(project: Path, client) -> None:
+    """Runs last: gates pass but prod-style shadow days are required; the daily run decides."""
+    (project / "conf/test/parameters_promotion.yml").write_text(
+        "promotion:\n"
+        "  when_no_champion: bootstrap\n"
+        "  champion_gate: {metric: sharpe, op: '>', margin: -100}\n"
+        "  shadow: {min_matured_days: 3, metric: accuracy, min_win_share: 0.5}\n"
+        "  gate_sets:\n"
+        "    lenient:\n"
+        "      - {metric: roc_auc, op: '>', value: 0.0}\n"
+    )
+    _train(project, "train-4", "gate_set=lenient")
+    assert _decision(project)["action"] == "shadow"
+    assert _aliases(client) == {"champion": 1, "challenger": 4}, "gates passed, nothing moved yet"
+
+    # one daily run replays the last score_sessions sessions: many matured days for both models
+    _kedro(project, "--pipelines", "inference,monitoring", "--params", "run_id=daily-1")
+    root = project / "data/test_stock_data"
+    scored = pd.read_parquet(sorted((root / "07_predictions/predictions").glob("*.parquet"))[-1])
+    assert sorted(set(zip(scored["model_version"], scored["role"], strict=True))) == [
+        (1, "serving"),
+        (4, "shadow"),
+    ]
+    latest = json.loads((root / "07_predictions/api/latest.json").read_text())
+    assert latest["model_version"] == 1, "the API never publishes the shadow"
+    decision = _decision(project, "shadow_promotion_decision")
+    assert decision["shadow_days"] >= 3
+    performance = pd.read_csv(root / "08_reporting/monitoring_performance.csv")
+    pivot = performance.pivot_table(index="as_of_date", columns="role", values="accuracy").dropna()
+    assert decision["shadow_wins"] == int((pivot["shadow"] > pivot["serving"]).sum())
+    promoted = decision["shadow_wins"] / decision["shadow_days"] >= 0.5
+    assert decision["action"] == ("promote_after_shadow" if promoted else "shadow_rejected")
+    assert _aliases(client) == ({"champion": 4, "previous": 1} if promoted else {"champion": 1})
+    history = pd.read_parquet(root / "06_models/promotion_history.parquet")
+    assert history["action"].tolist()[-2:] == ["shadow", decision["action"]]

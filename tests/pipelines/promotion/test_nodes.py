@@ -8,7 +8,7 @@ import math
 import pandas as pd
 import pytest
 
-from stock_ml.models import RegistryState, ServingModel
+from stock_ml.models import AliasUpdate, RegistryState, ServingModel
 from stock_ml.pipelines.promotion.nodes import (
     HISTORY_COLUMNS,
     decide_promotion,
@@ -16,6 +16,7 @@ from stock_ml.pipelines.promotion.nodes import (
     gate_name,
     model_card,
     plan_rollback,
+    promote_after_shadow,
 )
 
 RUN = {"id": "run-7", "time": "2026-11-23T10:00:00+00:00"}
@@ -258,3 +259,85 @@ def test_model_card_names_the_model_its_data_numbers_and_gates():
     assert "| model | 0.5100 | 0.5600 |" in card
     assert "| trades_ge_100 | 120.0000 | >= 100.0000 | pass |  |" in card
     assert "| sharpe_gt_2.0 | 1.5000 | > 2.0000 | FAIL |" in card
+
+
+# --- the shadow stage ---------------------------------------------------------------------------
+
+SHADOW = {"min_matured_days": 3, "metric": "accuracy", "min_win_share": 0.5}
+
+
+def test_gates_passed_with_a_shadow_stage_wait_for_shadow_days():
+    report = _report(model={**GOOD, "sharpe": 2.5}, champion={**GOOD, "sharpe": 1.0})
+    promotion = {**_promotion(SEED_002), "shadow": SHADOW}
+    decision, update, history, _ = decide_promotion(
+        _challenger(), _registry({"champion": 2}), report, _empty_history(), promotion, RUN
+    )
+    assert decision["action"] == "shadow" and not decision["promoted"]
+    assert update.set_aliases == {} and update.delete_aliases == [], "challenger keeps its alias"
+    assert update.version_tags[3]["promotion_action"] == "shadow"
+    assert history.iloc[-1]["action"] == "shadow"
+    # a failing gate is still a plain rejection, and a first model is not held in shadow
+    failing = _report(model={**GOOD, "sharpe": 0.1}, champion=GOOD)
+    decision, *_ = decide_promotion(
+        _challenger(), _registry({"champion": 2}), failing, _empty_history(), promotion, RUN
+    )
+    assert decision["action"] == "reject"
+    decision, *_ = decide_promotion(
+        _challenger(), _registry({}), report, _empty_history(), promotion, RUN
+    )
+    assert decision["action"] == "promote"
+
+
+def _shadow_log(serving: list[float], shadow: list[float]) -> pd.DataFrame:
+    days = pd.bdate_range("2024-04-01", periods=max(len(serving), len(shadow)))
+    rows = [
+        {"as_of_date": days[i], "model_version": 2, "role": "serving", "accuracy": a}
+        for i, a in enumerate(serving)
+    ] + [
+        {"as_of_date": days[i], "model_version": 3, "role": "shadow", "accuracy": a}
+        for i, a in enumerate(shadow)
+    ]
+    return pd.DataFrame(rows).assign(model_name=NAME, rank_ic=0.0)
+
+
+def _in_shadow(action: str = "shadow") -> RegistryState:
+    return RegistryState(
+        NAME, {"champion": 2, "challenger": 3}, {2: {}, 3: {"promotion_action": action}}
+    )
+
+
+def _after_shadow(performance, registry=None):
+    promotion = {**_promotion([]), "shadow": SHADOW}
+    registry = registry or _in_shadow()
+    return promote_after_shadow(performance, registry, _empty_history(), promotion, RUN)
+
+
+def test_shadow_waits_until_enough_days_have_matured():
+    decision, update, history = _after_shadow(_shadow_log([0.5, 0.5], [0.9, 0.9]))
+    assert decision["action"] == "waiting" and decision["shadow_days"] == 2
+    assert update == AliasUpdate() and history.empty
+
+
+def test_a_shadow_that_beats_the_champion_is_promoted():
+    decision, update, history = _after_shadow(
+        _shadow_log([0.5, 0.6, 0.5, 0.4], [0.6, 0.5, 0.7, 0.4])
+    )
+    assert (decision["shadow_days"], decision["shadow_wins"]) == (4, 2), "a tie is not a win"
+    assert decision["action"] == "promote_after_shadow" and decision["champion_after"] == 3
+    assert update.set_aliases == {"champion": 3, "previous": 2}
+    assert update.delete_aliases == ["challenger"]
+    assert history.iloc[-1]["action"] == "promote_after_shadow"
+
+
+def test_a_shadow_that_loses_is_rejected_and_stops_shadowing():
+    decision, update, _ = _after_shadow(_shadow_log([0.6, 0.6, 0.6], [0.5, 0.7, 0.5]))
+    assert decision["action"] == "shadow_rejected" and decision["champion_after"] == 2
+    assert update.set_aliases == {} and update.delete_aliases == ["challenger"]
+    assert update.version_tags == {3: {"promotion_action": "shadow_rejected"}}
+
+
+def test_only_a_challenger_held_in_shadow_is_considered():
+    log = _shadow_log([0.1] * 5, [0.9] * 5)
+    for registry in [_in_shadow("reject"), RegistryState(NAME, {"champion": 2}, {2: {}})]:
+        decision, update, _ = _after_shadow(log, registry)
+        assert decision["action"] == "none" and update == AliasUpdate()

@@ -28,6 +28,7 @@ from stock_ml.models import AliasUpdate, RegistryState, ServingModel
 logger = logging.getLogger(__name__)
 
 CHAMPION, CHALLENGER, PREVIOUS = "champion", "challenger", "previous"
+SHADOW = "shadow"  # gates passed; waiting for matured shadow days
 OPERATORS = {">": (operator.gt, "gt"), ">=": (operator.ge, "ge"), "<": (operator.lt, "lt")}
 OPERATORS["<="] = (operator.le, "le")
 NO_CHAMPION_RULES = {"gates", "bootstrap"}
@@ -133,9 +134,16 @@ def decide_promotion(
             )
         results.append(outcome)
     failed = [r for r in results if not r["passed"]]
+    shadow_days = int(promotion.get("shadow", {}).get("min_matured_days", 0))
     if champion_version is None and rule == "bootstrap":
         action, promote = "bootstrap", True
         summary = "no champion yet: bootstrap rule promotes the first model"
+    elif not failed and champion_version is not None and shadow_days > 0:
+        action, promote = SHADOW, False
+        summary = (
+            f"every gate passed; champion moves after {shadow_days} matured shadow days in which "
+            "the challenger beats it (promote_after_shadow, daily)"
+        )
     else:
         promote = not failed
         action = "promote" if promote else "reject"
@@ -207,6 +215,72 @@ def append_history(stored: pd.DataFrame, decision: dict, failed: list[dict]) -> 
     new = pd.DataFrame([row]).astype(HISTORY_COLUMNS)
     history = pd.concat([stored.astype(HISTORY_COLUMNS), new], ignore_index=True)
     return history[list(HISTORY_COLUMNS)]
+
+
+def promote_after_shadow(
+    performance: pd.DataFrame,
+    registry: RegistryState,
+    stored_history: pd.DataFrame,
+    promotion: dict,
+    run: dict,
+) -> tuple[dict, AliasUpdate, pd.DataFrame]:
+    """Finish a promotion that waits on shadow days (``promotion.shadow``), run daily.
+
+    A challenger whose gates passed at training (tag ``promotion_action: shadow``) is scored in
+    shadow beside the champion. Once at least ``min_matured_days`` as-of dates have matured
+    predictions of both, it becomes champion if it beat the champion's ``metric`` on at least
+    ``min_win_share`` of them; otherwise it is rejected and stops shadowing. Until then nothing
+    moves.
+    """
+    settings = promotion.get("shadow", {})
+    champion, challenger = registry.version_of(CHAMPION), registry.version_of(CHALLENGER)
+    decision = {
+        "model_name": registry.model_name,
+        "champion_before": champion,
+        "challenger_version": challenger,
+        "decided_at": str(run["time"]),
+        "run_id": str(run["id"]),
+    }
+    waiting = challenger is not None and champion is not None and challenger != champion
+    tags = registry.version_tags.get(challenger, {}) if waiting else {}
+    if tags.get("promotion_action") != SHADOW:
+        decision.update(action="none", champion_after=champion, summary="no challenger in shadow")
+        return decision, AliasUpdate(), stored_history.astype(HISTORY_COLUMNS)
+    metric = settings.get("metric", "accuracy")
+    both = performance[
+        ((performance["role"] == "serving") & (performance["model_version"] == champion))
+        | ((performance["role"] == SHADOW) & (performance["model_version"] == challenger))
+    ].pivot_table(index="as_of_date", columns="role", values=metric)
+    both = both.dropna() if {"serving", SHADOW} <= set(both.columns) else both.iloc[0:0]
+    days = len(both)
+    wins = int((both[SHADOW] > both["serving"]).sum()) if days else 0
+    needed, share = int(settings["min_matured_days"]), float(settings["min_win_share"])
+    decision.update(shadow_days=days, shadow_wins=wins, metric=metric)
+    if days < needed:
+        decision.update(
+            action="waiting",
+            champion_after=champion,
+            summary=f"{days} of {needed} matured shadow days so far ({wins} won on {metric})",
+        )
+        return decision, AliasUpdate(), stored_history.astype(HISTORY_COLUMNS)
+    promote = wins / days >= share
+    summary = (
+        f"challenger beat the champion on {metric} on {wins} of {days} matured shadow days "
+        f"({'≥' if promote else '<'} {share:.0%})"
+    )
+    decision.update(
+        action="promote_after_shadow" if promote else "shadow_rejected",
+        champion_after=challenger if promote else champion,
+        summary=summary,
+    )
+    logger.log(logging.INFO if promote else logging.WARNING, "Shadow decision: %s", summary)
+    update = AliasUpdate(
+        set_aliases={CHAMPION: challenger, PREVIOUS: champion} if promote else {},
+        delete_aliases=[CHALLENGER],
+        version_tags={challenger: {"promotion_action": decision["action"]}},
+    )
+    history = append_history(stored_history, {**decision, "gate_set": "shadow"}, [])
+    return decision, update, history
 
 
 def previous_after_rollback(history: pd.DataFrame, target: int, current: int | None) -> int | None:

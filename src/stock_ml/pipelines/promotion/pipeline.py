@@ -2,7 +2,12 @@
 
 from kedro.pipeline import Pipeline, node
 
-from stock_ml.pipelines.promotion.nodes import decide_promotion, model_card, plan_rollback
+from stock_ml.pipelines.promotion.nodes import (
+    decide_promotion,
+    model_card,
+    plan_rollback,
+    promote_after_shadow,
+)
 
 
 def create_pipeline(**kwargs) -> Pipeline:
@@ -59,4 +64,33 @@ def create_rollback_pipeline(**kwargs) -> Pipeline:
             )
         ],
         tags=["rollback"],
+    )
+
+
+def create_shadow_pipeline(**kwargs) -> Pipeline:
+    """Daily, after monitoring: finish a promotion that waits on matured shadow days.
+
+    It writes the registry under its own name (``shadow_alias_update``): inference reads
+    ``champion_model`` earlier in the same daily run, so a move made here serves from the next run.
+    """
+    return Pipeline(
+        [
+            node(
+                promote_after_shadow,
+                inputs=[
+                    "monitoring_performance",
+                    "model_registry",
+                    "stored_promotion_history",
+                    "params:promotion",
+                    "params:run",
+                ],
+                outputs=[
+                    "shadow_promotion_decision",
+                    "shadow_alias_update",
+                    "shadow_promotion_history",
+                ],
+                name="promote_after_shadow",
+            )
+        ],
+        tags=["promotion"],
     )
