@@ -11,6 +11,16 @@ from typing import Any
 
 import pandas as pd
 
+# Registry aliases, and the role a logged prediction played (served to users, or shadow only).
+CHAMPION, CHALLENGER, PREVIOUS = "champion", "challenger", "previous"
+SERVING, SHADOW = "serving", "shadow"
+
+
+def with_roles(predictions: pd.DataFrame) -> pd.DataFrame:
+    """Prediction-log rows with a ``role``: rows logged before shadow scoring existed served."""
+    role = predictions["role"] if "role" in predictions else pd.Series(SERVING, predictions.index)
+    return predictions.assign(role=role.fillna(SERVING))
+
 
 @dataclass(frozen=True)
 class ServingModel:

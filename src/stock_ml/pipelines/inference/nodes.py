@@ -14,11 +14,9 @@ import logging
 import numpy as np
 import pandas as pd
 
-from stock_ml.models import ServingModel
+from stock_ml.models import SERVING, SHADOW, ServingModel, with_roles
 
 logger = logging.getLogger(__name__)
-
-SERVING, SHADOW = "serving", "shadow"
 
 
 def _predict(
@@ -118,8 +116,8 @@ def export_for_api(predictions: dict) -> tuple[dict, dict[str, dict]]:
     frames = [load() for _, load in sorted(predictions.items())]
     if not frames:
         return {"as_of_date": None, "predictions": []}, {}
-    logged = pd.concat(frames, ignore_index=True)
-    served = logged[logged["role"].fillna(SERVING) == SERVING] if "role" in logged else logged
+    logged = with_roles(pd.concat(frames, ignore_index=True))
+    served = logged[logged["role"] == SERVING]
     history = {f"{day:%Y-%m-%d}": _payload(part) for day, part in served.groupby("as_of_date")}
     latest = history[max(history)] if history else {"as_of_date": None, "predictions": []}
     return latest, history

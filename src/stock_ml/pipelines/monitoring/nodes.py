@@ -17,7 +17,8 @@ from matplotlib.figure import Figure
 from scipy.stats import ks_2samp
 
 from stock_ml.gold_schema import feature_columns
-from stock_ml.models import RegistryState
+from stock_ml.models import CHAMPION, SERVING, RegistryState, with_roles
+from stock_ml.pipelines.training.evaluation import rank_correlation
 
 logger = logging.getLogger(__name__)
 
@@ -47,10 +48,7 @@ def matured_performance(
     if not frames:
         logger.warning("The prediction log is empty: nothing to judge yet")
         return pd.DataFrame(columns=PERFORMANCE_COLUMNS)
-    logged = pd.concat(frames, ignore_index=True)
-    if "role" not in logged:  # partitions written before shadow scoring existed
-        logged["role"] = "serving"
-    logged["role"] = logged["role"].fillna("serving")
+    logged = with_roles(pd.concat(frames, ignore_index=True))
     realised = labels.dropna(subset=["label_up"])[["symbol", "date", "label_up", "forward_return"]]
     matured = logged.merge(
         realised.rename(columns={"date": "as_of_date"}),
@@ -67,9 +65,7 @@ def matured_performance(
     )
     performance["accuracy"] = performance["correct"] / performance["matured_predictions"]
     rank_ic = {
-        key: part["score"].corr(part["forward_return"], method="spearman")
-        if len(part) >= 3 and part["score"].nunique() > 1
-        else np.nan
+        key: rank_correlation(part["score"], part["forward_return"])
         for key, part in matured.groupby(keys)
     }
     performance["rank_ic"] = [rank_ic[tuple(row)] for row in performance[keys].itertuples(False)]
@@ -87,7 +83,7 @@ def matured_performance(
 def rolling_accuracy(performance: pd.DataFrame, version: int, sessions: int) -> pd.Series:
     """The serving model's accuracy over its last ``sessions`` matured as-of dates, per date."""
     served = performance[
-        (performance["model_version"] == version) & (performance["role"] == "serving")
+        (performance["model_version"] == version) & (performance["role"] == SERVING)
     ].sort_values("as_of_date")
     correct = served["correct"].rolling(sessions, min_periods=sessions).sum()
     matured = served["matured_predictions"].rolling(sessions, min_periods=sessions).sum()
@@ -108,7 +104,7 @@ def decide_retraining(
     ``psi_threshold``; a champion older than ``max_model_age_days`` (from its registration).
     """
     reasons, checks = [], {}
-    champion = registry.version_of("champion")
+    champion = registry.version_of(CHAMPION)
     checks["champion_version"] = champion
     if champion is None:
         reasons.append("champion_missing: no version has alias champion")

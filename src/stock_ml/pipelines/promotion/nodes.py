@@ -23,14 +23,26 @@ import operator
 
 import pandas as pd
 
-from stock_ml.models import AliasUpdate, RegistryState, ServingModel
+from stock_ml.models import (
+    CHALLENGER,
+    CHAMPION,
+    PREVIOUS,
+    SERVING,
+    SHADOW,
+    AliasUpdate,
+    RegistryState,
+    ServingModel,
+)
+from stock_ml.pipelines.training.evaluation import HEADLINE_METRICS
 
 logger = logging.getLogger(__name__)
 
-CHAMPION, CHALLENGER, PREVIOUS = "champion", "challenger", "previous"
-SHADOW = "shadow"  # gates passed; waiting for matured shadow days
-OPERATORS = {">": (operator.gt, "gt"), ">=": (operator.ge, "ge"), "<": (operator.lt, "lt")}
-OPERATORS["<="] = (operator.le, "le")
+OPERATORS = {
+    ">": (operator.gt, "gt"),
+    ">=": (operator.ge, "ge"),
+    "<": (operator.lt, "lt"),
+    "<=": (operator.le, "le"),
+}
 NO_CHAMPION_RULES = {"gates", "bootstrap"}
 HISTORY_COLUMNS = {
     "decided_at": "object",
@@ -124,7 +136,7 @@ def decide_promotion(
     champion_version = registry.version_of(CHAMPION)
     results = [evaluate_gate(gate, rows) for gate in promotion["gate_sets"][gate_set_name]]
     if champion_version is not None:
-        champion_gate = {**promotion["champion_gate"], "than": "champion"}
+        champion_gate = {**promotion["champion_gate"], "than": CHAMPION}
         outcome = evaluate_gate(champion_gate, rows)
         if CHAMPION not in rows:
             outcome["reason"] = (
@@ -248,12 +260,12 @@ def promote_after_shadow(
         return decision, AliasUpdate(), stored_history.astype(HISTORY_COLUMNS)
     metric = settings.get("metric", "accuracy")
     both = performance[
-        ((performance["role"] == "serving") & (performance["model_version"] == champion))
+        ((performance["role"] == SERVING) & (performance["model_version"] == champion))
         | ((performance["role"] == SHADOW) & (performance["model_version"] == challenger))
     ].pivot_table(index="as_of_date", columns="role", values=metric)
-    both = both.dropna() if {"serving", SHADOW} <= set(both.columns) else both.iloc[0:0]
+    both = both.dropna() if {SERVING, SHADOW} <= set(both.columns) else both.iloc[0:0]
     days = len(both)
-    wins = int((both[SHADOW] > both["serving"]).sum()) if days else 0
+    wins = int((both[SHADOW] > both[SERVING]).sum()) if days else 0
     needed, share = int(settings["min_matured_days"]), float(settings["min_win_share"])
     decision.update(shadow_days=days, shadow_wins=wins, metric=metric)
     if days < needed:
@@ -279,7 +291,7 @@ def promote_after_shadow(
         delete_aliases=[CHALLENGER],
         version_tags={challenger: {"promotion_action": decision["action"]}},
     )
-    history = append_history(stored_history, {**decision, "gate_set": "shadow"}, [])
+    history = append_history(stored_history, {**decision, "gate_set": SHADOW}, [])
     return decision, update, history
 
 
@@ -362,10 +374,7 @@ def model_card(
     best: dict, window: dict, lineage: dict, report: pd.DataFrame, decision: dict
 ) -> str:
     """A markdown card for the registered version: what it is, what it learnt from, how it did."""
-    columns = [
-        "scorer", "accuracy", "roc_auc", "log_loss", "rank_ic_mean", "rank_ic_tstat",
-        "rank_ic_tstat_nw", "annual_return", "sharpe", "max_drawdown", "win_rate", "trades",
-    ]  # fmt: skip
+    columns = ["scorer", *HEADLINE_METRICS]
     table = report[[c for c in columns if c in report]]
     header = "| " + " | ".join(table.columns) + " |"
     rule = "|" + "---|" * len(table.columns)

@@ -16,6 +16,23 @@ from sklearn.metrics import accuracy_score, f1_score, log_loss, roc_auc_score
 # Metrics where a smaller value is better (gates and comparisons need the direction).
 LOWER_IS_BETTER = frozenset({"log_loss", "max_drawdown"})
 OBJECTIVES = {"rank_ic", "ic", "roc_auc", "neg_log_loss", "accuracy"}
+# The report columns the training log and the model card show (the report keeps every metric).
+HEADLINE_METRICS = [
+    "accuracy",
+    "roc_auc",
+    "f1",
+    "log_loss",
+    "ic_mean",
+    "ic_tstat",
+    "rank_ic_mean",
+    "rank_ic_tstat",
+    "rank_ic_tstat_nw",
+    "annual_return",
+    "sharpe",
+    "max_drawdown",
+    "win_rate",
+    "trades",
+]
 MIN_SYMBOLS_FOR_IC = 3
 
 
@@ -36,6 +53,13 @@ def classification_metrics(
     }
 
 
+def rank_correlation(score: pd.Series, forward_return: pd.Series) -> float:
+    """Spearman correlation of scores with realised returns; NaN where it says nothing (fewer
+    than three symbols, or a constant score)."""
+    usable = len(score) >= MIN_SYMBOLS_FOR_IC and score.nunique() > 1
+    return score.corr(forward_return, method="spearman") if usable else math.nan
+
+
 def daily_ic(frame: pd.DataFrame, score: str) -> pd.DataFrame:
     """Per-date Pearson IC and Spearman rank IC of ``score`` against the forward return.
 
@@ -51,9 +75,7 @@ def daily_ic(frame: pd.DataFrame, score: str) -> pd.DataFrame:
                 "date": date,
                 "symbols": len(day),
                 "ic": day[score].corr(day["forward_return"]) if usable else math.nan,
-                "rank_ic": day[score].corr(day["forward_return"], method="spearman")
-                if usable
-                else math.nan,
+                "rank_ic": rank_correlation(day[score], day["forward_return"]),
             }
         )
     return pd.DataFrame.from_records(records, columns=["date", "symbols", "ic", "rank_ic"])

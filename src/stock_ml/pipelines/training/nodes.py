@@ -17,15 +17,15 @@ import pandas as pd
 from sklearn.pipeline import Pipeline
 
 from stock_ml.gold_schema import feature_columns
-from stock_ml.models import ModelCandidate, ServingModel
+from stock_ml.models import CHAMPION, ModelCandidate, ServingModel
 from stock_ml.pipelines.training import evaluation
 from stock_ml.pipelines.training.cv import check_embargo, purged_train_rows, walk_forward_folds
 from stock_ml.pipelines.training.search import build_estimator, resolve_profile, run_search
 
 logger = logging.getLogger(__name__)
 
+# Scorers of the holdout report; the champion's row is named after its alias (gates say `than`).
 MODEL = "model"
-CHAMPION = "champion"
 ALWAYS_UP = "always_up"
 MOMENTUM = "momentum"
 
@@ -192,7 +192,7 @@ def evaluate_holdout(
     report = pd.DataFrame.from_records(rows)
     logger.info(
         "Holdout (model vs baselines):\n%s",
-        report.set_index("scorer")[REPORT_COLUMNS].round(4).to_string(),
+        report.set_index("scorer")[evaluation.HEADLINE_METRICS].round(4).to_string(),
     )
     metrics = {
         f"{row['scorer']}.{name}": {"value": float(value), "step": 0}
@@ -201,25 +201,6 @@ def evaluate_holdout(
         if name != "scorer" and isinstance(value, float) and math.isfinite(value)
     }
     return report, pd.concat(ic_tables), pd.concat(equity_tables), metrics
-
-
-# The columns the log and the model card show; the report keeps every metric.
-REPORT_COLUMNS = [
-    "accuracy",
-    "roc_auc",
-    "f1",
-    "log_loss",
-    "ic_mean",
-    "ic_tstat",
-    "rank_ic_mean",
-    "rank_ic_tstat",
-    "rank_ic_tstat_nw",
-    "annual_return",
-    "sharpe",
-    "max_drawdown",
-    "win_rate",
-    "trades",
-]
 
 
 def package_challenger(
