@@ -43,7 +43,6 @@ def test_stage_pipelines_hold_their_nodes(pipelines):
         "data_lineage",
         "register_challenger",
         "log_run_params",
-        "reference_features",
         "decide_promotion",
         "model_card",
     }
@@ -51,8 +50,8 @@ def test_stage_pipelines_hold_their_nodes(pipelines):
     assert _names(pipelines["inference"]) == {"score_latest_sessions", "export_for_api"}
     assert _names(pipelines["monitoring"]) == {
         "matured_performance",
-        "feature_drift",
-        "plot_monitoring",
+        "drift_report",
+        "plot_monitoring_history",
         "decide_retraining",
         "promote_after_shadow",
     }
@@ -108,7 +107,7 @@ def test_default_contains_every_node_of_every_stage(pipelines):
     default = pipelines["__default__"]
     every_stage = set().union(*(_names(pipelines[s]) for s in STAGES))
     assert _names(default) == every_stage
-    assert len(default.nodes) == sum(len(pipelines[s].nodes) for s in STAGES) == 27
+    assert len(default.nodes) == sum(len(pipelines[s].nodes) for s in STAGES) == 26
 
 
 def test_default_runs_stages_in_dependency_order(pipelines):

@@ -198,7 +198,8 @@ def test_training_then_daily_dag_run_under_airflow(airflow) -> None:
         pd.read_parquet(p) for p in (root / "07_predictions" / "predictions").glob("*.parquet")
     )
     assert set(predictions["model_version"]) == {int(champion.version)}
-    assert (root / "08_reporting" / "monitoring.png").is_file()
+    assert (root / "08_reporting" / "monitoring_history.png").is_file()
+    assert (root / "08_reporting" / "monitoring_history.html").is_file()
     assert len(pd.read_csv(root / "08_reporting" / "monitoring_performance.csv")) > 0
     # the DAGs ran the scratch copy (their baked project path), and only its test env
     assert env_outputs(project, "dev") == [] and env_outputs(project, "prod") == []
@@ -218,8 +219,14 @@ def test_daily_dag_triggers_training_only_when_monitoring_asks(airflow) -> None:
     project = airflow["project"]
     verdict_file = project / "data" / "test_stock_data" / "08_reporting" / "retrain_decision.json"
     training_runs = len(_runs(airflow, "test_stock_ml_training"))
+    # the champion was trained today: no cooldown, so a reason is acted on at once
     _set_decision_thresholds(
-        project, accuracy_floor=0.0, max_drifted_features=100000, max_model_age_days=100000
+        project,
+        accuracy_floor=0.0,
+        max_drifted_features=100000,
+        prediction_psi_threshold=100000,
+        max_model_age_days=100000,
+        min_days_between_trainings=0,
     )
     healthy = _dags_test(airflow, "test_stock_ml_daily")
     assert healthy["state"] == "success"
@@ -229,7 +236,13 @@ def test_daily_dag_triggers_training_only_when_monitoring_asks(airflow) -> None:
     assert states["retrain-required"] == "success" and states["trigger-training"] == "skipped"
     assert len(_runs(airflow, "test_stock_ml_training")) == training_runs
 
-    _set_decision_thresholds(project, max_drifted_features=-1)
+    _set_decision_thresholds(
+        project,
+        accuracy_floor=0.0,
+        max_drifted_features=-1,
+        prediction_psi_threshold=100000,
+        min_days_between_trainings=0,
+    )
     degraded = _dags_test(airflow, "test_stock_ml_daily")
     verdict = json.loads(verdict_file.read_text())
     assert verdict["retrain_required"] is True

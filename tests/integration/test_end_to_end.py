@@ -116,7 +116,8 @@ def test_gold_features_labels_and_model_input(root: Path, params: dict) -> None:
 
 
 def test_predictions_are_keyed_and_name_the_champion(root: Path, params: dict) -> None:
-    partitions = sorted((root / "07_predictions" / "predictions").glob("as_of_date=*.parquet"))
+    partitions = sorted((root / "07_predictions" / "predictions").glob("as_of_date=*/*.parquet"))
+    assert [p.name for p in partitions] == ["model_version=1.parquet"] * len(partitions)
     assert len(partitions) == params["inference"]["score_sessions"]
     predictions = pd.concat(pd.read_parquet(p) for p in partitions)
     assert not predictions.duplicated(["target_prediction_date", "symbol"]).any()
@@ -128,7 +129,8 @@ def test_predictions_are_keyed_and_name_the_champion(root: Path, params: dict) -
     api = root / "07_predictions" / "api"
     latest = json.loads((api / "latest.json").read_text())
     history = sorted(p.stem for p in (api / "historical").glob("*.json"))
-    assert history == sorted(p.stem.removeprefix("as_of_date=") for p in partitions)
+    # one run publishes one day: its latest as-of date (earlier files are earlier days' record)
+    assert history == [partitions[-1].parent.name.removeprefix("as_of_date=")]
     assert latest["as_of_date"] == history[-1] and latest["model_version"] == 1
     assert len(latest["predictions"]) == predictions["symbol"].nunique()
 
@@ -137,7 +139,10 @@ def test_monitoring_decides_whether_to_retrain(root: Path) -> None:
     verdict = json.loads((root / "08_reporting" / "retrain_decision.json").read_text())
     assert verdict["run_id"] == E2E_RUN_ID
     assert verdict["checks"]["champion_version"] == 1
-    assert verdict["retrain_required"] is bool(verdict["reasons"])
+    suppressed = "suppressed_by" in verdict["checks"]
+    assert verdict["retrain_required"] is (bool(verdict["reasons"]) and not suppressed)
+    # the champion was trained in this very run: any reason waits out the cooldown
+    assert suppressed is bool(verdict["reasons"])
     shadow = json.loads((root / "06_models" / "shadow_promotion_decision.json").read_text())
     assert shadow["action"] == "none", "the bootstrap champion has no challenger in shadow"
 
@@ -195,15 +200,25 @@ def test_mlflow_store_registry_and_run_are_per_env(root: Path, params: dict) -> 
 
 def test_monitoring_tables_and_plot(root: Path) -> None:
     performance = pd.read_csv(root / "08_reporting" / "monitoring_performance.csv")
-    drift = pd.read_csv(root / "08_reporting" / "monitoring_feature_drift.csv")
+    drift = pd.read_csv(root / "08_reporting" / "monitoring_drift.csv")
     features = pd.read_parquet(root / "04_gold" / "features.parquet")
     assert len(performance) > 0
     assert performance["accuracy"].between(0, 1).all()
     assert (performance["correct"] <= performance["matured_predictions"]).all()
-    assert sorted(drift["feature"]) == sorted(feature_columns(features))
-    assert (drift["psi"] >= 0).all()
-    png = (root / "08_reporting" / "monitoring.png").read_bytes()
+    assert sorted(drift.loc[drift["kind"] == "feature", "name"]) == sorted(
+        feature_columns(features)
+    )
+    assert drift.loc[drift["kind"] == "prediction", "name"].tolist() == ["score"]
+    assert (drift["psi"] >= 0).all() and drift["ks_pvalue"].between(0, 1).all()
+    assert set(drift["model_version"]) == {1}
+    (history,) = (root / "08_reporting" / "drift_history").glob("run_date=*.parquet")
+    pd.testing.assert_frame_equal(
+        pd.read_parquet(history).reset_index(drop=True)[["name", "psi"]], drift[["name", "psi"]]
+    )
+    png = (root / "08_reporting" / "monitoring_history.png").read_bytes()
     assert png.startswith(b"\x89PNG\r\n\x1a\n") and len(png) > 10_000
+    html = (root / "08_reporting" / "monitoring_history.html").read_text()
+    assert "stock_ml monitoring history" in html and "model v1 (serving)" in html
 
 
 def test_other_envs_are_untouched(test_env_project: Path) -> None:

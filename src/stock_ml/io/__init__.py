@@ -1,5 +1,6 @@
 """The project's custom datasets: only what kedro-datasets has no type for (each says why)."""
 
+from stock_ml.io.atomic_json_dataset import AtomicJSONDataset
 from stock_ml.io.atomic_parquet_dataset import AtomicParquetDataset
 from stock_ml.io.mlflow_run_datasets import MlflowNestedRunsDataset, MlflowParamsDataset
 from stock_ml.io.prediction_log_dataset import PredictionLogDataset
@@ -9,6 +10,7 @@ from stock_ml.io.yahoo_prices_dataset import YahooPriceFetcher, YahooPricesDatas
 from stock_ml.models import ServingModel
 
 __all__ = [
+    "AtomicJSONDataset",
     "AtomicParquetDataset",
     "MlflowNestedRunsDataset",
     "MlflowParamsDataset",

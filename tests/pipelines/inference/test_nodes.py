@@ -25,7 +25,10 @@ PREDICTION_COLUMNS = [
     "model_version",
     "mlflow_run_id",
     "role",
+    "scored_by_run",
+    "scored_at",
 ]
+RUN = {"id": "daily-1", "date": "2024-03-20", "time": "2024-03-20T17:00:00Z"}
 
 
 @pytest.fixture
@@ -38,12 +41,14 @@ def serving(model_input: pd.DataFrame) -> ServingModel:
     )
 
 
-def _key(day) -> str:
-    return f"as_of_date={pd.Timestamp(day):%Y-%m-%d}"
+def _key(day, version=7) -> str:
+    return f"as_of_date={pd.Timestamp(day):%Y-%m-%d}/model_version={version}"
 
 
-def _score(serving, model_input, score_sessions=5, threshold=0.5):
-    return score_latest_sessions(serving, model_input, score_sessions, HORIZON, threshold)
+def _score(serving, model_input, score_sessions=5, threshold=0.5, shadow=None, run=RUN):
+    return score_latest_sessions(
+        serving, model_input, score_sessions, HORIZON, threshold, shadow, run
+    )
 
 
 def test_keys_cover_exactly_the_last_score_sessions_dates(serving, model_input):
@@ -152,33 +157,51 @@ def _other(serving: ServingModel, version: int) -> ServingModel:
 
 
 def test_no_champion_scores_nothing(model_input):
-    assert score_latest_sessions(None, model_input, 5, HORIZON, 0.5) == {}
+    assert _score(None, model_input) == {}
 
 
 def test_challenger_is_scored_in_shadow_beside_the_champion(serving, model_input):
-    predictions = score_latest_sessions(serving, model_input, 2, HORIZON, 0.5, _other(serving, 8))
-    for frame in predictions.values():
-        assert sorted(set(zip(frame["model_version"], frame["role"], strict=True))) == [
-            (7, "serving"),
-            (8, "shadow"),
-        ]
-        assert not frame.duplicated(["target_prediction_date", "symbol", "model_version"]).any()
+    predictions = _score(serving, model_input, 2, shadow=_other(serving, 8))
+    days = np.sort(model_input["date"].unique())[-2:]
+    assert sorted(predictions) == sorted(_key(d, v) for d in days for v in (7, 8))
+    for key, frame in predictions.items():
+        version = int(key.rsplit("=", 1)[1])
+        assert set(zip(frame["model_version"], frame["role"], strict=True)) == {
+            (version, "serving" if version == 7 else "shadow")
+        }
+        assert not frame.duplicated(["target_prediction_date", "symbol"]).any()
+        assert set(frame["scored_by_run"]) == {"daily-1"}
+        assert set(frame["scored_at"]) == {pd.Timestamp("2024-03-20T17:00:00Z")}
     # the challenger that already is the champion is not scored twice
-    same = score_latest_sessions(serving, model_input, 2, HORIZON, 0.5, _other(serving, 7))
+    same = _score(serving, model_input, 2, shadow=_other(serving, 7))
+    assert sorted(same) == [_key(d) for d in days]
     assert all(set(f["role"]) == {"serving"} for f in same.values())
 
 
-def test_export_for_api_publishes_the_champion_only(serving, model_input):
-    predictions = score_latest_sessions(serving, model_input, 3, HORIZON, 0.5, _other(serving, 8))
-    loaders = {key: (lambda f=frame: f) for key, frame in predictions.items()}
-    latest, history = export_for_api(loaders)
-    dates = sorted(key.removeprefix("as_of_date=") for key in predictions)
-    assert sorted(history) == dates
-    assert latest == history[dates[-1]]
-    assert latest["model_version"] == 7 and latest["as_of_date"] == dates[-1]
+def _loaders(*scorings):
+    return {key: (lambda f=frame: f) for scored in scorings for key, frame in scored.items()}
+
+
+def test_export_for_api_publishes_the_champions_latest_date_only(serving, model_input):
+    predictions = _score(serving, model_input, 3, shadow=_other(serving, 8))
+    latest, history = export_for_api(_loaders(predictions))
+    last = f"{pd.Timestamp(np.sort(model_input['date'].unique())[-1]):%Y-%m-%d}"
+    assert list(history) == [last], "earlier dates keep what was published on their day"
+    assert latest == history[last]
+    assert latest["model_version"] == 7 and latest["as_of_date"] == last
     assert [p["symbol"] for p in latest["predictions"]] == ["AAA", "BBB", "CCC"]
-    frame = predictions[f"as_of_date={dates[-1]}"].query("role == 'serving'")
+    frame = predictions[f"as_of_date={last}/model_version=7"]
     assert [p["score"] for p in latest["predictions"]] == pytest.approx(
         frame.sort_values("symbol")["score"].round(6).tolist()
     )
     assert export_for_api({}) == ({"as_of_date": None, "predictions": []}, {})
+
+
+def test_a_day_rescored_after_a_promotion_publishes_the_new_champion(serving, model_input):
+    before = _score(serving, model_input, 2)
+    promoted = ServingModel(serving.model, serving.name, "champion", 8, "r8")
+    later = {**RUN, "id": "daily-1-rerun", "time": "2024-03-20T19:00:00Z"}
+    after = _score(promoted, model_input, 2, run=later)
+    latest, _ = export_for_api(_loaders(before, after))
+    assert latest["model_version"] == 8 and latest["mlflow_run_id"] == "r8"
+    assert len(latest["predictions"]) == 3

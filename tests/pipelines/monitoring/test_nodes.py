@@ -1,21 +1,27 @@
-"""Monitoring nodes: matured accuracy, PSI / KS feature drift, the monitoring figure."""
+"""Monitoring nodes: matured accuracy, feature and prediction drift, the verdict, the history."""
 
 from __future__ import annotations
 
-import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 import pytest
 from matplotlib.figure import Figure
+from scipy.stats import ks_2samp
+from sklearn.linear_model import LogisticRegression
 
-from stock_ml.models import RegistryState
+from stock_ml.gold_schema import feature_columns
+from stock_ml.models import RegistryState, ServingModel
 from stock_ml.pipelines.monitoring.nodes import (
+    DRIFT_COLUMNS,
+    champion_reference,
     decide_retraining,
+    drift_report,
     feature_drift,
     matured_performance,
-    plot_monitoring,
+    plot_monitoring_history,
     population_stability_index,
 )
+from stock_ml.runs import run_partition_key
 
 DAY1 = pd.Timestamp("2024-03-04")
 DAY2 = pd.Timestamp("2024-03-05")
@@ -197,18 +203,17 @@ def drift_inputs():
 def test_feature_drift_one_row_per_feature_sorted_by_psi(drift_inputs):
     reference, model_input, dates = drift_inputs
     drift = feature_drift(reference, model_input, window_sessions=20, bins=10)
-    assert sorted(drift["feature"]) == ["shifted", "stable"]
-    assert len(drift) == 2
-    assert drift["feature"].tolist() == ["shifted", "stable"]
+    assert drift["name"].tolist() == ["shifted", "stable"]
+    assert set(drift["kind"]) == {"feature"}
     assert drift["psi"].is_monotonic_decreasing
-    shifted = drift.set_index("feature").loc["shifted"]
+    shifted = drift.set_index("name").loc["shifted"]
     assert shifted["psi"] > 0.25
-    assert shifted["ks_statistic"] > 0.7
+    assert shifted["ks_statistic"] > 0.7 and shifted["ks_pvalue"] < 1e-6
 
 
 def test_feature_drift_compares_the_last_window_sessions_with_features(drift_inputs):
     reference, model_input, dates = drift_inputs
-    drift = feature_drift(reference, model_input, window_sessions=20, bins=10).set_index("feature")
+    drift = feature_drift(reference, model_input, window_sessions=20, bins=10).set_index("name")
     # Sessions 9..28 have features (29 does not): 20 rows per feature, reference keeps all 100.
     assert drift["current_rows"].tolist() == [20, 20]
     assert drift["reference_rows"].tolist() == [100, 100]
@@ -218,49 +223,18 @@ def test_feature_drift_compares_the_last_window_sessions_with_features(drift_inp
     current = model_input.loc[9:28, "shifted"].to_numpy()
     expected = population_stability_index(reference["shifted"].to_numpy(), current, 10)
     assert drift.loc["shifted", "psi"] == pytest.approx(expected)
+    test = ks_2samp(reference["shifted"].to_numpy(), current)
+    assert drift.loc["shifted", "ks_statistic"] == pytest.approx(test.statistic)
+    assert drift.loc["shifted", "ks_pvalue"] == pytest.approx(test.pvalue)
 
 
 def test_feature_drift_ignores_reference_nans(drift_inputs):
     reference, model_input, _ = drift_inputs
     reference = reference.copy()
     reference.loc[:9, "stable"] = np.nan
-    drift = feature_drift(reference, model_input, window_sessions=20, bins=10).set_index("feature")
+    drift = feature_drift(reference, model_input, window_sessions=20, bins=10).set_index("name")
     assert drift.loc["stable", "reference_rows"] == 90
     assert np.isfinite(drift["psi"]).all()
-
-
-# --- plot_monitoring ----------------------------------------------------------------------------
-
-
-def test_plot_monitoring_returns_a_figure_with_two_axes():
-    performance = pd.DataFrame(
-        {
-            "as_of_date": ["2024-03-04", "2024-03-05", "2024-03-05"],  # text, as from CSV
-            "model_name": "m",
-            "model_version": [1, 1, 2],
-            "role": ["serving", "serving", "shadow"],
-            "matured_predictions": [2, 2, 2],
-            "correct": [1, 2, 0],
-            "mean_score": [0.6, 0.5, 0.4],
-            "accuracy": [0.5, 1.0, 0.0],
-        }
-    )
-    drift = pd.DataFrame({"feature": ["roc_5", "std_5", "kmid"], "psi": [0.4, 0.1, 0.01]})
-    figure = plot_monitoring(performance, drift, psi_alert=0.25)
-    try:
-        assert isinstance(figure, Figure)
-        assert len(figure.axes) == 2
-        top, bottom = figure.axes
-        labels = [line.get_label() for line in top.get_lines()]
-        assert labels == ["model v1 (serving)", "model v2 (shadow)", "coin flip"]
-        assert top.get_ylim() == (0.0, 1.0)
-        np.testing.assert_allclose(top.get_lines()[0].get_ydata(), [0.5, 1.0])
-        assert [patch.get_height() for patch in bottom.patches] == pytest.approx([0.4, 0.1, 0.01])
-        alert = bottom.get_lines()[0]
-        assert list(alert.get_ydata()) == [0.25, 0.25]
-        assert alert.get_label() == "alert PSI 0.25"
-    finally:
-        plt.close(figure)
 
 
 def test_matured_performance_separates_serving_and_shadow_and_ranks():
@@ -297,7 +271,9 @@ THRESHOLDS = {
     "breach_runs": 2,
     "psi_threshold": 0.25,
     "max_drifted_features": 1,
+    "prediction_psi_threshold": 0.25,
     "max_model_age_days": 30,
+    "min_days_between_trainings": 5,
 }
 RUN = {"id": "daily-1", "date": "2024-03-20"}
 
@@ -312,31 +288,59 @@ def _performance(accuracies, version=1, role="serving"):
             "role": role,
             "matured_predictions": 10,
             "correct": [round(a * 10) for a in accuracies],
+            "mean_score": 0.5,
             "accuracy": accuracies,
+            "rank_ic": [a - 0.5 for a in accuracies],
         }
     )
 
 
-def _registry(champion=1, created="2024-03-01T00:00:00+00:00"):
+def _registry(champion=1, created="2024-03-01T00:00:00+00:00", trained=None, newer=None):
+    """Version 1 (champion unless None); ``newer``: a version 2 trained on that date."""
     aliases = {"champion": champion} if champion else {}
-    return RegistryState("m", aliases, {1: {}}, {1: created})
+    tags = {1: {"training_run_date": trained} if trained else {}}
+    created_at = {1: created}
+    if newer:
+        tags[2] = {"training_run_date": newer}
+        created_at[2] = "2026-11-23T10:00:00+00:00"  # registered long after: data time counts
+    return RegistryState("m", aliases, tags, created_at)
 
 
-DRIFT_OK = pd.DataFrame({"feature": ["a", "b", "c"], "psi": [0.3, 0.1, 0.0]})
+def _drift(psi=(0.3, 0.1, 0.0), score_psi=0.05):
+    features = pd.DataFrame({"kind": "feature", "name": ["a", "b", "c"], "psi": list(psi)})
+    score = pd.DataFrame({"kind": ["prediction"], "name": ["score"], "psi": [score_psi]})
+    return pd.concat([features, score], ignore_index=True)
+
+
+def _health(status=("fresh", "fresh"), run=RUN):
+    frame = pd.DataFrame({"symbol": ["AAA", "BBB"], "status": list(status)})
+    return {run_partition_key(run): lambda: frame}
+
+
+def _decide(performance, drift=None, registry=None, health=None, **overrides):
+    return decide_retraining(
+        performance,
+        _drift() if drift is None else drift,
+        registry or _registry(),
+        _health() if health is None else health,
+        {**THRESHOLDS, **overrides},
+        RUN,
+    )
 
 
 def test_a_healthy_champion_needs_no_retraining():
-    decision = decide_retraining(
-        _performance([0.6, 0.4, 0.7, 0.6]), DRIFT_OK, _registry(), THRESHOLDS, RUN
-    )
+    decision = _decide(_performance([0.6, 0.4, 0.7, 0.6]))
     assert decision == {
         "retrain_required": False,
         "reasons": [],
+        "warnings": [],
         "checks": {
             "champion_version": 1,
             "rolling_accuracy": 0.65,
             "model_age_days": 19,
             "drifted_features": 1,
+            "prediction_psi": 0.05,
+            "stale_symbols": [],
         },
         "thresholds": THRESHOLDS,
         "run_id": "daily-1",
@@ -346,32 +350,138 @@ def test_a_healthy_champion_needs_no_retraining():
 
 def test_each_reason_alone_requires_retraining():
     cases = {
-        "champion_missing": (_performance([0.6] * 4), DRIFT_OK, _registry(champion=None)),
+        "champion_missing": {"registry": _registry(champion=None)},
         # rolling-2 accuracy 0.45, 0.4 on the last two dates (the shadow's good run is ignored)
-        "performance_below_floor": (
-            pd.concat([_performance([0.6, 0.5, 0.4, 0.4]), _performance([0.9] * 4, 2, "shadow")]),
-            DRIFT_OK,
-            _registry(),
-        ),
-        "feature_drift": (
-            _performance([0.6] * 4),
-            DRIFT_OK.assign(psi=[0.3, 0.4, 0.0]),
-            _registry(),
-        ),
-        "stale_model": (
-            _performance([0.6] * 4),
-            DRIFT_OK,
-            _registry(created="2024-01-01T00:00:00+00:00"),
-        ),
+        "performance_below_floor": {
+            "performance": pd.concat(
+                [_performance([0.6, 0.5, 0.4, 0.4]), _performance([0.9] * 4, 2, "shadow")]
+            )
+        },
+        "feature_drift": {"drift": _drift(psi=(0.3, 0.4, 0.0))},
+        "prediction_drift": {"drift": _drift(score_psi=0.4)},
+        "stale_model": {"registry": _registry(created="2024-01-01T00:00:00+00:00")},
     }
-    for reason, (performance, drift, registry) in cases.items():
-        decision = decide_retraining(performance, drift, registry, THRESHOLDS, RUN)
+    for reason, case in cases.items():
+        performance = case.pop("performance", _performance([0.6] * 4))
+        decision = _decide(performance, **case)
         assert decision["retrain_required"], reason
         assert [r.split(":")[0] for r in decision["reasons"]] == [reason]
 
 
+def test_model_age_is_counted_from_the_training_run_date_when_tagged():
+    # registered on 2024-03-01 but trained on data of 2024-01-02: 78 days old in data time
+    decision = _decide(_performance([0.6] * 4), registry=_registry(trained="2024-01-02"))
+    assert decision["checks"]["model_age_days"] == 78
+    assert [r.split(":")[0] for r in decision["reasons"]] == ["stale_model"]
+
+
+def test_a_recent_training_suppresses_the_request_but_keeps_the_reasons():
+    drifting = _drift(psi=(0.3, 0.4, 0.0))
+    recent = _decide(_performance([0.6] * 4), drifting, _registry(newer="2024-03-17"))
+    assert recent["retrain_required"] is False
+    assert [r.split(":")[0] for r in recent["reasons"]] == ["feature_drift"]
+    assert recent["checks"]["suppressed_by"] == "cooldown: v2 was trained 3 days ago (< 5)"
+    older = _decide(_performance([0.6] * 4), drifting, _registry(newer="2024-03-15"))
+    assert older["retrain_required"] is True and "suppressed_by" not in older["checks"]
+    # no champion is never suppressed
+    missing = _registry(champion=None, newer="2024-03-19")
+    assert _decide(_performance([0.6] * 4), registry=missing)["retrain_required"] is True
+
+
+def test_stale_data_is_a_warning_not_a_reason():
+    decision = _decide(_performance([0.6] * 4), health=_health(("stale", "missing")))
+    assert decision["retrain_required"] is False and decision["reasons"] == []
+    assert decision["checks"]["stale_symbols"] == ["AAA", "BBB"]
+    assert decision["warnings"] == ["stale_data: 2 symbols stale or missing: AAA, BBB"]
+    other_run = _health(run={"id": "another", "date": "2024-03-19"})
+    decision = _decide(_performance([0.6] * 4), health=other_run)
+    assert decision["checks"]["stale_symbols"] is None
+    assert decision["warnings"] == ["no data health record for this run: freshness unknown"]
+
+
 def test_one_bad_date_is_not_a_breach():
-    decision = decide_retraining(
-        _performance([0.6, 0.6, 0.6, 0.2]), DRIFT_OK, _registry(), THRESHOLDS, RUN
-    )
+    decision = _decide(_performance([0.6, 0.6, 0.6, 0.2]))
     assert not decision["retrain_required"], "rolling 0.6, 0.4: only the last date is below"
+
+
+# --- drift_report -------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def champion(model_input) -> ServingModel:
+    """A model trained on the first 60 sessions, tagged with its window like a registered one."""
+    dates = pd.DatetimeIndex(np.sort(model_input["date"].unique()))
+    window = model_input[model_input["is_trainable"] & (model_input["date"] <= dates[59])]
+    estimator = LogisticRegression(max_iter=500)
+    estimator.fit(window[feature_columns(model_input)], window["label_up"].astype(int))
+    tags = {"train_start": f"{dates[0]:%Y-%m-%d}", "train_end": f"{dates[59]:%Y-%m-%d}"}
+    return ServingModel(estimator, "m", "champion", 3, "run-3", tags)
+
+
+def test_the_reference_is_the_champions_own_training_rows(model_input, champion):
+    reference = champion_reference(model_input, champion)
+    dates = pd.DatetimeIndex(np.sort(model_input["date"].unique()))
+    first_trainable = model_input.loc[model_input["is_trainable"], "date"].min()
+    assert reference["date"].min() == first_trainable and reference["date"].max() == dates[59]
+    assert reference["is_trainable"].all()
+    assert len(reference) == int(
+        (model_input["is_trainable"] & (model_input["date"] <= dates[59])).sum()
+    )
+    untagged = ServingModel(champion.model, "m", "champion", 3, "run-3", {})
+    with pytest.raises(ValueError, match="m v3 has no train_start/train_end tags"):
+        champion_reference(model_input, untagged)
+
+
+def test_drift_report_has_every_feature_and_the_champions_scores(model_input, champion):
+    run = {"id": "daily-1", "date": "2023-06-30"}
+    drift, history = drift_report(model_input, champion, 20, 10, run)
+    assert list(drift.columns) == DRIFT_COLUMNS
+    assert sorted(drift.loc[drift["kind"] == "feature", "name"]) == sorted(
+        feature_columns(model_input)
+    )
+    assert (drift["run_date"] == pd.Timestamp("2023-06-30")).all()
+    assert (drift["model_version"] == 3).all()
+    assert list(history) == ["run_date=2023-06-30"]
+    pd.testing.assert_frame_equal(history["run_date=2023-06-30"], drift)
+    # the prediction row by hand: scores on the 20 latest sessions vs on the training rows
+    (score,) = drift[drift["kind"] == "prediction"].itertuples()
+    scorable = model_input[model_input["has_features"]]
+    recent = scorable[scorable["date"].isin(np.sort(scorable["date"].unique())[-20:])]
+    reference = champion_reference(model_input, champion)
+    columns = feature_columns(model_input)
+    ref_scores = champion.model.predict_proba(reference[columns])[:, 1]
+    cur_scores = champion.model.predict_proba(recent[columns])[:, 1]
+    assert score.name == "score"
+    assert score.psi == pytest.approx(population_stability_index(ref_scores, cur_scores, 10))
+    assert score.ks_pvalue == pytest.approx(ks_2samp(ref_scores, cur_scores).pvalue)
+    assert (score.reference_rows, score.current_rows) == (len(reference), len(recent))
+
+
+def test_no_champion_no_drift(model_input):
+    drift, history = drift_report(model_input, None, 20, 10, {"id": "r", "date": "2023-06-30"})
+    assert drift.empty and list(drift.columns) == DRIFT_COLUMNS and history == {}
+
+
+# --- plot_monitoring_history --------------------------------------------------------------------
+
+
+def test_the_history_plots_read_every_run_of_the_drift_log(model_input, champion):
+    runs = [{"id": f"d{i}", "date": day} for i, day in enumerate(["2023-06-28", "2023-06-29"])]
+    log = {}
+    for run in runs:
+        log |= drift_report(model_input, champion, 20, 10, run)[1]
+    performance = _performance([0.6, 0.5, 0.4])
+    png, html = plot_monitoring_history(
+        performance,
+        {key: (lambda f=frame: f) for key, frame in log.items()},
+        THRESHOLDS,
+        {"top_features": 3},
+    )
+    assert isinstance(png, Figure) and len(png.axes) == 3
+    drawn = {trace.name for trace in html.data}
+    assert "model v1 (serving)" in drawn
+    assert len(drawn) >= 3 + 1 + 1, "3 features, the prediction score, the model"
+    empty_png, empty_html = plot_monitoring_history(
+        _performance([]), {}, THRESHOLDS, {"top_features": 3}
+    )
+    assert isinstance(empty_png, Figure) and empty_html.layout.title.text

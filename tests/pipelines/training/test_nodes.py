@@ -15,7 +15,6 @@ from stock_ml.pipelines.training.nodes import (
     evaluate_holdout,
     fit_model,
     package_challenger,
-    reference_features,
     run_params,
     score_holdout,
     search_model,
@@ -311,7 +310,7 @@ def test_package_challenger_carries_an_input_example_and_lineage_tags(fitted, mo
         "params": {"C": 0.1},
         "search_seconds": 1.5,
     }
-    run = {"id": "run-9", "code_version": "0.1.0+gabc"}
+    run = {"id": "run-9", "date": "2023-06-30", "code_version": "0.1.0+gabc"}
     candidate = package_challenger(estimator, train, best, lineage, window, run)
     assert candidate.model is estimator
     assert list(candidate.input_example.columns) == list(estimator.feature_names_in_)
@@ -322,6 +321,7 @@ def test_package_challenger_carries_an_input_example_and_lineage_tags(fitted, mo
     assert candidate.tags["family"] == "logistic" and candidate.tags["cv_score"] == "0.012300"
     assert candidate.tags["code_version"] == "0.1.0+gabc"
     assert candidate.tags["training_run_id"] == "run-9"
+    assert candidate.tags["training_run_date"] == "2023-06-30"
     params = run_params(lineage, window, best)
     assert params["data"]["features"] == len(feature_columns(model_input))
     assert params["window"] == window
@@ -333,11 +333,3 @@ def test_data_lineage_refuses_mixed_builds(model_input):
     mixed.loc[mixed.index[0], "dataset_run_id"] = "another-run"
     with pytest.raises(ValueError, match="mixes builds: dataset_run_id"):
         data_lineage(mixed)
-
-
-def test_reference_features_keeps_keys_and_features_only(model_input):
-    train, _, _ = split_by_date(model_input, SPLIT, HORIZON)
-    reference = reference_features(train.iloc[::-1])
-    assert list(reference.columns) == ["symbol", "date", *feature_columns(model_input)]
-    assert reference.index.tolist() == list(range(len(train)))
-    np.testing.assert_array_equal(reference["roc5"], train["roc5"].iloc[::-1])

@@ -20,7 +20,7 @@ logger = logging.getLogger(__name__)
 
 
 def _predict(
-    serving: ServingModel, rows: pd.DataFrame, horizon: int, threshold: float, role: str
+    serving: ServingModel, rows: pd.DataFrame, horizon: int, threshold: float, role: str, run: dict
 ) -> pd.DataFrame:
     scores = serving.model.predict_proba(rows[list(serving.model.feature_names_in_)])[:, 1]
     return pd.DataFrame(
@@ -37,6 +37,8 @@ def _predict(
             "model_version": serving.version,
             "mlflow_run_id": serving.run_id,
             "role": role,
+            "scored_by_run": str(run["id"]),
+            "scored_at": pd.Timestamp(run["time"]),
         }
     )
 
@@ -47,10 +49,13 @@ def score_latest_sessions(
     score_sessions: int,
     horizon: int,
     threshold: float,
-    shadow: ServingModel | None = None,
+    shadow: ServingModel | None,
+    run: dict,
 ) -> dict[str, pd.DataFrame]:
     """Predictions keyed by (target_prediction_date, symbol, model_version), one partition per
-    as-of date; rescoring a date rewrites its partition, so a rerun leaves one row per key.
+    as-of date and model version (``as_of_date=D/model_version=N``); rescoring a date with a
+    version rewrites that partition only, so a rerun leaves one row per key and a new champion's
+    replay of recent dates does not erase what the previous one predicted for them.
 
     ``target_prediction_date`` is the realised label date where known, else the as-of date plus
     ``horizon`` business days. No champion → nothing is scored (monitoring reports it); a
@@ -66,7 +71,7 @@ def score_latest_sessions(
     rows = scorable[scorable["date"].isin(dates)]
     if rows.empty:
         raise ValueError("No session has a complete feature vector to score")
-    frames = [_predict(serving, rows, horizon, threshold, SERVING)]
+    frames = [_predict(serving, rows, horizon, threshold, SERVING, run)]
     if shadow is not None and shadow.version != serving.version:
         missing = sorted(set(shadow.model.feature_names_in_) - set(rows.columns))
         if missing:
@@ -74,7 +79,7 @@ def score_latest_sessions(
                 "Challenger v%d lacks features %s: not shadowed", shadow.version, missing[:5]
             )
         else:
-            frames.append(_predict(shadow, rows, horizon, threshold, SHADOW))
+            frames.append(_predict(shadow, rows, horizon, threshold, SHADOW, run))
     predictions = pd.concat(frames, ignore_index=True)
     logger.info(
         "Scored %d rows over %d sessions: %s",
@@ -86,8 +91,8 @@ def score_latest_sessions(
         ),  # fmt: skip
     )
     return {
-        f"as_of_date={day:%Y-%m-%d}": part.reset_index(drop=True)
-        for day, part in predictions.groupby("as_of_date")
+        f"as_of_date={day:%Y-%m-%d}/model_version={version}": part.reset_index(drop=True)
+        for (day, version), part in predictions.groupby(["as_of_date", "model_version"])
     }
 
 
@@ -111,13 +116,20 @@ def _payload(frame: pd.DataFrame) -> dict:
 
 
 def export_for_api(predictions: dict) -> tuple[dict, dict[str, dict]]:
-    """What an API serves: the champion's predictions of the latest as-of date (latest.json) and
-    of every as-of date (historical/<date>.json). Shadow predictions are never published."""
-    frames = [load() for _, load in sorted(predictions.items())]
-    if not frames:
+    """What an API serves: the champion's predictions of the latest as-of date, as latest.json
+    and as historical/<date>.json. Only that date is written: each historical file is what was
+    published on its day, never rewritten by a later champion's replay. Shadow predictions are
+    never published; if a day was rescored after a promotion, the latest scoring run's serving
+    model wins."""
+    if not predictions:
         return {"as_of_date": None, "predictions": []}, {}
+    latest_day = max(key.split("/")[0] for key in predictions)
+    frames = [load() for key, load in predictions.items() if key.split("/")[0] == latest_day]
     logged = with_roles(pd.concat(frames, ignore_index=True))
     served = logged[logged["role"] == SERVING]
-    history = {f"{day:%Y-%m-%d}": _payload(part) for day, part in served.groupby("as_of_date")}
-    latest = history[max(history)] if history else {"as_of_date": None, "predictions": []}
-    return latest, history
+    if served.empty:
+        return {"as_of_date": None, "predictions": []}, {}
+    if "scored_at" in served and served["scored_at"].notna().any():
+        served = served[served["scored_at"] == served["scored_at"].max()]
+    latest = _payload(served)
+    return latest, {latest["as_of_date"]: latest}

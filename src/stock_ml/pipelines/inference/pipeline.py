@@ -18,6 +18,7 @@ def create_pipeline(**kwargs) -> Pipeline:
                     "params:feature_store.label.horizon",
                     "params:decision_threshold",
                     "challenger_model",
+                    "params:run",
                 ],
                 outputs="predictions",
                 name="score_latest_sessions",

@@ -1,24 +1,27 @@
 """Monitoring: judge matured predictions against realised labels and measure feature drift.
 
-PSI is computed here in a few lines of numpy with bins fixed from the training reference
-(deciles), because that is the whole definition; issue #6 brings a maintained drift library and
-its report on top. The KS statistic comes from scipy.
+Drift maths: PSI in a few lines of numpy with bins fixed from the training reference (deciles),
+because that is the whole definition; the Kolmogorov–Smirnov two-sample test from scipy.
+Evidently was tried for both and for its HTML report, and left out: version 0.7.23 takes 9.5-10 s
+to import on this machine (nltk, its legacy metric suite, plotly's figure factory) in every
+monitoring process, installs 16 more packages (a web server and a telemetry client among them) and
+pins plotly back from 7 to 5. The HTML report is drawn with plotly (``plots.py``).
 """
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 import pandas as pd
-from matplotlib.dates import AutoDateLocator, ConciseDateFormatter
-from matplotlib.figure import Figure
 from scipy.stats import ks_2samp
 
 from stock_ml.gold_schema import feature_columns
-from stock_ml.models import CHAMPION, SERVING, RegistryState, with_roles
+from stock_ml.models import CHAMPION, SERVING, RegistryState, ServingModel, with_roles
 from stock_ml.pipelines.training.evaluation import rank_correlation
+from stock_ml.runs import run_partition_key
 
 logger = logging.getLogger(__name__)
 
@@ -90,10 +93,30 @@ def rolling_accuracy(performance: pd.DataFrame, version: int, sessions: int) -> 
     return pd.Series((correct / matured).to_numpy(), index=pd.to_datetime(served["as_of_date"]))
 
 
+def _training_date(registry: RegistryState, version: int) -> pd.Timestamp | None:
+    """When a version learnt: its training run's date (data time, so replays and simulations age
+    models by the calendar they run on), else its registration time."""
+    tagged = registry.version_tags.get(version, {}).get("training_run_date")
+    created = registry.version_created.get(version)
+    if tagged:
+        return pd.Timestamp(tagged)
+    return None if created is None else pd.Timestamp(created).tz_localize(None).normalize()
+
+
+def _stale_symbols(data_health: dict[str, Callable[[], pd.DataFrame]], run: dict) -> list | None:
+    """Symbols silver found stale or missing in this run's health record (None: no record)."""
+    load = data_health.get(run_partition_key(run))
+    if load is None:
+        return None
+    health = load()
+    return sorted(health.loc[health["status"].isin(["stale", "missing"]), "symbol"])
+
+
 def decide_retraining(
     performance: pd.DataFrame,
     drift: pd.DataFrame,
     registry: RegistryState,
+    data_health: dict[str, Callable[[], pd.DataFrame]],
     thresholds: dict,
     run: dict,
 ) -> dict:
@@ -101,9 +124,17 @@ def decide_retraining(
 
     Reasons: no champion; the champion's rolling accuracy below ``accuracy_floor`` on each of the
     last ``breach_runs`` as-of dates; more than ``max_drifted_features`` features with PSI above
-    ``psi_threshold``; a champion older than ``max_model_age_days`` (from its registration).
+    ``psi_threshold``; the champion's score distribution with PSI above
+    ``prediction_psi_threshold``; a champion trained more than ``max_model_age_days`` ago.
+
+    A model was trained less than ``min_days_between_trainings`` ago → the reasons stand but
+    training is not asked for again (``suppressed_by``): a shift newer than a fresh model's
+    training window would otherwise queue a training run every day. A missing champion is never
+    suppressed. Stale or missing symbols in this run's data health are warnings: retraining does
+    not repair a feed.
     """
-    reasons, checks = [], {}
+    reasons, warnings, checks = [], [], {}
+    run_date = pd.Timestamp(run["date"])
     champion = registry.version_of(CHAMPION)
     checks["champion_version"] = champion
     if champion is None:
@@ -118,33 +149,62 @@ def decide_retraining(
                 f"performance_below_floor: rolling {thresholds['rolling_sessions']}-session "
                 f"accuracy {recent.iloc[-1]:.4f} < {floor} on the last {len(recent)} as-of dates"
             )
-        created = registry.version_created.get(champion)
-        if created is not None:
-            age = (pd.Timestamp(run["date"]) - pd.Timestamp(created).tz_localize(None)).days
+        trained = _training_date(registry, champion)
+        if trained is not None:
+            age = (run_date - trained).days
             checks["model_age_days"] = age
             if age > int(thresholds["max_model_age_days"]):
                 reasons.append(
-                    f"stale_model: champion v{champion} is {age} days old "
+                    f"stale_model: champion v{champion} was trained {age} days ago "
                     f"(> {thresholds['max_model_age_days']})"
                 )
-    drifted = drift[drift["psi"] > float(thresholds["psi_threshold"])]["feature"].tolist()
+    features = drift[drift["kind"] == "feature"]
+    drifted = features[features["psi"] > float(thresholds["psi_threshold"])]["name"].tolist()
     checks["drifted_features"] = len(drifted)
     if len(drifted) > int(thresholds["max_drifted_features"]):
         reasons.append(
             f"feature_drift: {len(drifted)} features with PSI > {thresholds['psi_threshold']} "
             f"(> {thresholds['max_drifted_features']}): {', '.join(drifted[:10])}"
         )
+    scores = drift[drift["kind"] == "prediction"]
+    checks["prediction_psi"] = None if scores.empty else float(scores["psi"].iloc[0])
+    limit = float(thresholds["prediction_psi_threshold"])
+    if not scores.empty and scores["psi"].iloc[0] > limit:
+        reasons.append(
+            f"prediction_drift: PSI of the champion's scores {scores['psi'].iloc[0]:.4f} > {limit}"
+        )
+    stale = _stale_symbols(data_health, run)
+    checks["stale_symbols"] = stale
+    if stale is None:
+        warnings.append("no data health record for this run: freshness unknown")
+    elif stale:
+        warnings.append(f"stale_data: {len(stale)} symbols stale or missing: {', '.join(stale)}")
+    required = bool(reasons)
+    latest = max(registry.version_tags, default=None)
+    trained = None if latest is None else _training_date(registry, latest)
+    cooldown = int(thresholds["min_days_between_trainings"])
+    if required and champion is not None and trained is not None:
+        days = (run_date - trained).days
+        if days < cooldown:
+            required = False
+            checks["suppressed_by"] = (
+                f"cooldown: v{latest} was trained {days} days ago (< {cooldown})"
+            )
     decision = {
-        "retrain_required": bool(reasons),
+        "retrain_required": required,
         "reasons": reasons,
+        "warnings": warnings,
         "checks": checks,
         "thresholds": dict(thresholds),
         "run_id": str(run["id"]),
         "run_date": str(run["date"]),
     }
-    log = logger.warning if reasons else logger.info
+    log = logger.warning if reasons or warnings else logger.info
     log(
-        "Retraining %s: %s", "required" if reasons else "not required", reasons or "all checks pass"
+        "Retraining %s: %s%s",
+        "required" if required else "not required",
+        reasons or "all checks pass",
+        f" ({checks['suppressed_by']})" if "suppressed_by" in checks else "",
     )
     return decision
 
@@ -170,52 +230,155 @@ def population_stability_index(reference: np.ndarray, current: np.ndarray, bins:
     return float(np.sum((actual - expected) * np.log(actual / expected)))
 
 
+DRIFT_COLUMNS = [
+    "run_date",
+    "model_version",
+    "kind",
+    "name",
+    "psi",
+    "ks_statistic",
+    "ks_pvalue",
+    "reference_rows",
+    "current_rows",
+    "current_from",
+    "current_to",
+]
+
+
+def _distribution_drift(reference: np.ndarray, current: np.ndarray, bins: int) -> dict:
+    """PSI (binned, fixed by the reference) and the two-sample Kolmogorov–Smirnov test, whose
+    p-value says whether a difference this large is plausible by chance at these sample sizes."""
+    test = ks_2samp(reference, current)
+    return {
+        "psi": population_stability_index(reference, current, bins),
+        "ks_statistic": float(test.statistic),
+        "ks_pvalue": float(test.pvalue),
+        "reference_rows": len(reference),
+        "current_rows": len(current),
+    }
+
+
+def recent_sessions(model_input: pd.DataFrame, window_sessions: int) -> pd.DataFrame:
+    """Rows with complete features in the last ``window_sessions`` sessions that have them."""
+    scorable = model_input[model_input["has_features"]]
+    dates = np.sort(scorable["date"].unique())[-window_sessions:]
+    return scorable[scorable["date"].isin(dates)]
+
+
+def champion_reference(model_input: pd.DataFrame, champion: ServingModel) -> pd.DataFrame:
+    """The champion's own training rows: gold rows in its ``train_start``..``train_end`` tags.
+
+    Rebuilt from gold rather than stored by training, so the reference is always the serving
+    model's, not that of the latest challenger (which may have been rejected).
+    """
+    start, end = champion.tags.get("train_start"), champion.tags.get("train_end")
+    if not start or not end:
+        raise ValueError(
+            f"{champion.name} v{champion.version} has no train_start/train_end tags: "
+            "its training reference cannot be rebuilt"
+        )
+    tagged_hash = champion.tags.get("feature_schema_hash")
+    built_hash = sorted(model_input["feature_schema_hash"].dropna().unique())
+    if tagged_hash and built_hash != [tagged_hash]:
+        logger.warning(
+            "Champion v%d learnt features of schema %s, gold is %s: drift compares different "
+            "definitions",
+            champion.version,
+            tagged_hash,
+            built_hash,
+        )
+    in_window = model_input["date"].between(pd.Timestamp(start), pd.Timestamp(end))
+    return model_input[model_input["is_trainable"] & in_window]
+
+
 def feature_drift(
     reference: pd.DataFrame, model_input: pd.DataFrame, window_sessions: int, bins: int
 ) -> pd.DataFrame:
-    """PSI and KS statistic per feature: last ``window_sessions`` sessions vs the training data."""
-    current = model_input[model_input["has_features"]]
-    recent_dates = np.sort(current["date"].unique())[-window_sessions:]
-    current = current[current["date"].isin(recent_dates)]
+    """PSI and KS per feature: the last ``window_sessions`` sessions vs the reference rows."""
+    current = recent_sessions(model_input, window_sessions)
     rows = []
-    for feature in feature_columns(reference.drop(columns=["symbol", "date"])):
+    for feature in feature_columns(reference):
         ref, cur = reference[feature].dropna().to_numpy(), current[feature].dropna().to_numpy()
-        rows.append(
-            {
-                "feature": feature,
-                "psi": population_stability_index(ref, cur, bins),
-                "ks_statistic": float(ks_2samp(ref, cur).statistic),
-                "reference_rows": len(ref),
-                "current_rows": len(cur),
-                "current_from": recent_dates[0],
-                "current_to": recent_dates[-1],
-            }
-        )
+        rows.append({"kind": "feature", "name": feature, **_distribution_drift(ref, cur, bins)})
     drift = pd.DataFrame(rows).sort_values("psi", ascending=False, ignore_index=True)
-    logger.info("Largest feature drift: %s", drift.head(3)[["feature", "psi"]].to_dict("records"))
+    drift["current_from"], drift["current_to"] = current["date"].min(), current["date"].max()
+    logger.info("Largest feature drift: %s", drift.head(3)[["name", "psi"]].to_dict("records"))
     return drift
 
 
-def plot_monitoring(performance: pd.DataFrame, drift: pd.DataFrame, psi_alert: float) -> Figure:
-    """Matured accuracy per as-of date and model version; PSI per feature with its alert line."""
-    # A bare Figure, not pyplot: no global backend switch, nothing left open in a long-lived worker.
-    figure = Figure(figsize=(11, 8), layout="constrained")
-    top, bottom = figure.subplots(2, 1)
-    for (version, role), part in performance.groupby(["model_version", "role"]):
-        # The table may come back from CSV with text dates: plot on a real time axis.
-        when = pd.to_datetime(part["as_of_date"])
-        top.plot(when, part["accuracy"], marker=".", label=f"model v{version} ({role})")
-    top.axhline(0.5, color="grey", linestyle="--", linewidth=1, label="coin flip")
-    top.set_title("Accuracy of matured predictions by as-of date")
-    top.set_ylabel("accuracy")
-    top.set_ylim(0, 1)
-    top.legend(loc="lower left")
-    top.xaxis.set_major_locator(AutoDateLocator())
-    top.xaxis.set_major_formatter(ConciseDateFormatter(top.xaxis.get_major_locator()))
-    bottom.bar(drift["feature"], drift["psi"], color="tab:blue")
-    bottom.axhline(psi_alert, color="tab:red", linestyle="--", label=f"alert PSI {psi_alert}")
-    bottom.set_title("Feature drift: PSI of recent sessions vs training reference")
-    bottom.set_ylabel("PSI")
-    bottom.tick_params(axis="x", rotation=60)
-    bottom.legend()
-    return figure
+def prediction_drift(
+    champion: ServingModel,
+    reference: pd.DataFrame,
+    model_input: pd.DataFrame,
+    window_sessions: int,
+    bins: int,
+) -> pd.DataFrame:
+    """The champion's score distribution on recent sessions vs on its own training rows: a model
+    whose inputs drift in ways that do not matter keeps its scores; one whose do, does not."""
+    current = recent_sessions(model_input, window_sessions)
+    columns = list(champion.model.feature_names_in_)
+
+    def scores(rows: pd.DataFrame) -> np.ndarray:
+        return champion.model.predict_proba(rows[columns])[:, 1]
+
+    row = {"kind": "prediction", "name": "score"}
+    row |= _distribution_drift(scores(reference), scores(current), bins)
+    row |= {"current_from": current["date"].min(), "current_to": current["date"].max()}
+    logger.info("Prediction drift of v%d: PSI %.4f", champion.version, row["psi"])
+    return pd.DataFrame([row])
+
+
+def drift_report(
+    model_input: pd.DataFrame,
+    champion: ServingModel | None,
+    window_sessions: int,
+    bins: int,
+    run: dict,
+) -> tuple[pd.DataFrame, dict[str, pd.DataFrame]]:
+    """Feature and prediction drift of the serving model, as this run's table and as this run's
+    partition of the drift history (keyed by run date: rerunning a day replaces its rows).
+
+    No champion → an empty table: there is no reference to drift from, and the verdict already
+    asks for training.
+    """
+    if champion is None:
+        logger.warning("No champion: no training reference, no drift measured")
+        return pd.DataFrame(columns=DRIFT_COLUMNS), {}
+    reference = champion_reference(model_input, champion)
+    drift = pd.concat(
+        [
+            feature_drift(reference, model_input, window_sessions, bins),
+            prediction_drift(champion, reference, model_input, window_sessions, bins),
+        ],
+        ignore_index=True,
+    )
+    drift["run_date"] = pd.Timestamp(run["date"])
+    drift["model_version"] = champion.version
+    drift = drift[DRIFT_COLUMNS]
+    return drift, {f"run_date={pd.Timestamp(run['date']):%Y-%m-%d}": drift}
+
+
+def plot_monitoring_history(
+    performance: pd.DataFrame,
+    drift_history: dict[str, Callable[[], pd.DataFrame]],
+    decision: dict,
+    plots: dict,
+) -> tuple[Any, Any]:
+    """The monitoring history as a PNG figure and an interactive HTML page: matured accuracy and
+    rank IC per as-of date and model version, feature and prediction PSI per run date, with the
+    verdict's thresholds drawn."""
+    # plotly is imported on use: pipeline registration (every kedro command) should not pay it.
+    from stock_ml.pipelines.monitoring.plots import history_figure, history_html
+
+    frames = [load() for load in drift_history.values()]
+    drift = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=DRIFT_COLUMNS)
+    thresholds = {
+        "accuracy_floor": float(decision["accuracy_floor"]),
+        "rolling_sessions": int(decision["rolling_sessions"]),
+        "psi_threshold": float(decision["psi_threshold"]),
+        "top_features": int(plots["top_features"]),
+    }
+    return (
+        history_figure(performance, drift, thresholds),
+        history_html(performance, drift, thresholds),
+    )

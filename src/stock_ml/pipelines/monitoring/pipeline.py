@@ -1,12 +1,13 @@
-"""Monitoring pipeline: prediction log + labels + training reference → tables and a plot."""
+"""Monitoring pipeline: prediction log + labels + the champion's training rows → tables, plots and
+the verdict the daily DAG branches on."""
 
 from kedro.pipeline import Pipeline, node
 
 from stock_ml.pipelines.monitoring.nodes import (
     decide_retraining,
-    feature_drift,
+    drift_report,
     matured_performance,
-    plot_monitoring,
+    plot_monitoring_history,
 )
 
 
@@ -20,32 +21,35 @@ def create_pipeline(**kwargs) -> Pipeline:
                 name="matured_performance",
             ),
             node(
-                feature_drift,
+                drift_report,
                 inputs=[
-                    "training_reference_features",
                     "gold_model_input",
+                    "champion_model@serving",
                     "params:monitoring.drift.window_sessions",
                     "params:monitoring.drift.bins",
+                    "params:run",
                 ],
-                outputs="monitoring_feature_drift",
-                name="feature_drift",
+                outputs=["monitoring_drift", "monitoring_drift_history"],
+                name="drift_report",
             ),
             node(
-                plot_monitoring,
+                plot_monitoring_history,
                 inputs=[
                     "monitoring_performance",
-                    "monitoring_feature_drift",
-                    "params:monitoring.drift.psi_alert",
+                    "monitoring_drift_history",
+                    "params:monitoring.decision",
+                    "params:monitoring.plots",
                 ],
-                outputs="monitoring_plot",
-                name="plot_monitoring",
+                outputs=["monitoring_history_png", "monitoring_history_html"],
+                name="plot_monitoring_history",
             ),
             node(
                 decide_retraining,
                 inputs=[
                     "monitoring_performance",
-                    "monitoring_feature_drift",
+                    "monitoring_drift",
                     "model_registry",
+                    "silver_data_health",
                     "params:monitoring.decision",
                     "params:run",
                 ],

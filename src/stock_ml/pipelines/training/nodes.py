@@ -220,6 +220,7 @@ def package_challenger(
         "holdout_end": window["holdout_end"],
         "code_version": str(run["code_version"]),
         "training_run_id": str(run["id"]),
+        "training_run_date": str(run["date"]),
     }
     return ModelCandidate(
         model=estimator,
@@ -257,11 +258,6 @@ def run_params(lineage: dict, window: dict, best: dict) -> dict:
 def search_trials_table(trials: pd.DataFrame) -> pd.DataFrame:
     """Search trials as the nested-runs dataset logs them (one child run per trial)."""
     return trials.assign(trial=trials["trial"].map(lambda n: f"{n:03d}"))
-
-
-def reference_features(train: pd.DataFrame) -> pd.DataFrame:
-    """The training feature distribution that monitoring compares new data against."""
-    return train[["symbol", "date", *feature_columns(train)]].reset_index(drop=True)
 
 
 def data_lineage(model_input: pd.DataFrame) -> dict:
