@@ -4,15 +4,23 @@ env's DAGs run with `airflow dags test` on a SQLite metadata DB in a temporary A
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import mlflow
 import pandas as pd
 import pytest
+import yaml
 
 from stock_ml.runs import safe_run_id
 from tests.integration.project import BIN, REPO, command_env, copy_project, env_outputs, run
 
 pytestmark = pytest.mark.slow
+
+# The test env's feed and verdict thresholds come from the simulated month's scenario: three
+# symbols trend up and three down until 2022-03-14, when the trends reverse. Training and a
+# first daily run happen before the shift (healthy); a daily run at the month's end sees it.
+SCENARIO = "conf/scenarios/regime_shift_month.yml"
+BEFORE_SHIFT, AFTER_SHIFT = "2022-03-11T12:00:00+00:00", "2022-03-31T12:00:00+00:00"
 
 EXPECTED_DAG_IDS = {
     f"{env}_stock_ml_{group}"
@@ -64,7 +72,24 @@ def airflow(tmp_path_factory: pytest.TempPathFactory):
         AIRFLOW__DATABASE__SQL_ALCHEMY_CONN=f"sqlite:///{home / 'airflow.db'}",
     )
     run([str(BIN / "airflow"), "db", "migrate"], cwd=base, env=env)
+    _lay_scenario_over_test_conf(project)
     return {"project": project, "dags": dags, "env": env, "cwd": base}
+
+
+def _merge(into: dict, extra: dict) -> dict:
+    for key, value in extra.items():
+        into[key] = _merge(into.get(key, {}), value) if isinstance(value, dict) else value
+    return into
+
+
+def _lay_scenario_over_test_conf(project: Path) -> None:
+    """The DAG tasks read conf from the project: the regime-shift month's feed and thresholds
+    (conf/scenarios/regime_shift_month.yml) written into the scratch copy's test env."""
+    scenario = yaml.safe_load((project / SCENARIO).read_text())["params"]
+    for name in ["ingest", "monitoring"]:
+        path = project / "conf" / "test" / f"parameters_{name}.yml"
+        conf = yaml.safe_load(path.read_text()) if path.exists() else {}
+        path.write_text(yaml.safe_dump(_merge(conf, {name: scenario[name]})))
 
 
 @pytest.fixture(scope="module")
@@ -136,10 +161,11 @@ def test_transcoded_datasets_order_their_tasks(dagbag: dict) -> None:
     assert "build-features" in upstream["build-model-input"]
 
 
-def _dags_test(airflow, dag_id: str, conf: dict | None = None) -> dict:
+def _dags_test(airflow, dag_id: str, conf: dict | None = None, logical_date: str = "") -> dict:
     extra = ["-c", json.dumps(conf)] if conf else []
+    when = [logical_date] if logical_date else []
     run(
-        [str(BIN / "airflow"), "dags", "test", dag_id, *extra],
+        [str(BIN / "airflow"), "dags", "test", dag_id, *when, *extra],
         cwd=airflow["cwd"],
         env=airflow["env"],
     )
@@ -174,85 +200,64 @@ def _task_states(airflow, dag_id: str, run_id: str) -> dict[str, str]:
 
 
 def test_training_then_daily_dag_run_under_airflow(airflow) -> None:
+    """Both on the last session before the shift: the champion is healthy, nothing triggers."""
     project = airflow["project"]
     root = project / "data" / "test_stock_data"
 
-    training = _dags_test(airflow, "test_stock_ml_training")
+    training = _dags_test(airflow, "test_stock_ml_training", logical_date=BEFORE_SHIFT)
     assert training["state"] == "success"
     client = mlflow.MlflowClient(tracking_uri=f"sqlite:///{root / 'mlflow.db'}")
     champion = client.get_model_version_by_alias("test_stock_ml_direction", "champion")
     # the training task's MLflow run is named after the Airflow run: one identity across tasks
     assert client.get_run(champion.run_id).info.run_name == training["run_id"]
+    # and the logical date is the run date: the model learnt in data time
+    assert champion.tags["training_run_date"] == "2022-03-11"
 
-    daily = _dags_test(airflow, "test_stock_ml_daily")
+    training_runs = len(_runs(airflow, "test_stock_ml_training"))
+    daily = _dags_test(airflow, "test_stock_ml_daily", logical_date=BEFORE_SHIFT)
     assert daily["state"] == "success"
     bronze = {
         path.stem.removeprefix("run_id="): pd.read_parquet(path)
         for path in (root / "02_bronze" / "prices").rglob("*.parquet")
     }
     assert set(bronze) == {safe_run_id(training["run_id"]), safe_run_id(daily["run_id"])}
-    assert len(bronze[safe_run_id(training["run_id"])]) > 0
-    # the daily run came right after and the synthetic feed has no newer session: nothing new
+    assert bronze[safe_run_id(training["run_id"])]["date"].max() == "2022-03-11"
+    # the daily run came right after on the same date: the feed has no newer session
     assert bronze[safe_run_id(daily["run_id"])].empty
     predictions = pd.concat(
-        pd.read_parquet(p) for p in (root / "07_predictions" / "predictions").glob("*.parquet")
+        pd.read_parquet(p)
+        for p in (root / "07_predictions" / "predictions").glob("as_of_date=*/*.parquet")
     )
     assert set(predictions["model_version"]) == {int(champion.version)}
     assert (root / "08_reporting" / "monitoring_history.png").is_file()
     assert (root / "08_reporting" / "monitoring_history.html").is_file()
-    assert len(pd.read_csv(root / "08_reporting" / "monitoring_performance.csv")) > 0
+    verdict = json.loads((root / "08_reporting" / "retrain_decision.json").read_text())
+    assert verdict["run_id"] == daily["run_id"] and verdict["run_date"] == "2022-03-11"
+    assert verdict["retrain_required"] is False and verdict["reasons"] == []
+    states = _task_states(airflow, "test_stock_ml_daily", daily["run_id"])
+    assert states["retrain-required"] == "success" and states["trigger-training"] == "skipped"
+    assert len(_runs(airflow, "test_stock_ml_training")) == training_runs
     # the DAGs ran the scratch copy (their baked project path), and only its test env
     assert env_outputs(project, "dev") == [] and env_outputs(project, "prod") == []
 
 
-def _set_decision_thresholds(project, **thresholds) -> None:
-    """The DAGs read conf from the project at run time: a test env override of the verdict."""
-    lines = "".join(f"    {key}: {value}\n" for key, value in thresholds.items())
-    path = project / "conf" / "test" / "parameters_monitoring.yml"
-    path.write_text(f"monitoring:\n  decision:\n{lines}")
-
-
-def test_daily_dag_triggers_training_only_when_monitoring_asks(airflow) -> None:
-    """Branch mechanics under `airflow dags test`: a verdict with no reason skips the trigger; a
-    verdict with one (here: the drift limit set below zero) queues a run of the training DAG.
-    Runs after the training → daily test above (the champion and its reference exist)."""
-    project = airflow["project"]
-    verdict_file = project / "data" / "test_stock_data" / "08_reporting" / "retrain_decision.json"
+def test_after_the_regime_shift_the_daily_dag_triggers_training(airflow) -> None:
+    """The generator's trends reverse on 2022-03-14: by the month's end the matured predictions
+    of the champion are mostly wrong, the verdict says so and the daily DAG queues training."""
+    root = airflow["project"] / "data" / "test_stock_data"
     training_runs = len(_runs(airflow, "test_stock_ml_training"))
-    # the champion was trained today: no cooldown, so a reason is acted on at once
-    _set_decision_thresholds(
-        project,
-        accuracy_floor=0.0,
-        max_drifted_features=100000,
-        prediction_psi_threshold=100000,
-        max_model_age_days=100000,
-        min_days_between_trainings=0,
-    )
-    healthy = _dags_test(airflow, "test_stock_ml_daily")
-    assert healthy["state"] == "success"
-    verdict = json.loads(verdict_file.read_text())
-    assert verdict["retrain_required"] is False and verdict["run_id"] == healthy["run_id"]
-    states = _task_states(airflow, "test_stock_ml_daily", healthy["run_id"])
-    assert states["retrain-required"] == "success" and states["trigger-training"] == "skipped"
-    assert len(_runs(airflow, "test_stock_ml_training")) == training_runs
-
-    _set_decision_thresholds(
-        project,
-        accuracy_floor=0.0,
-        max_drifted_features=-1,
-        prediction_psi_threshold=100000,
-        min_days_between_trainings=0,
-    )
-    degraded = _dags_test(airflow, "test_stock_ml_daily")
-    verdict = json.loads(verdict_file.read_text())
+    degraded = _dags_test(airflow, "test_stock_ml_daily", logical_date=AFTER_SHIFT)
+    assert degraded["state"] == "success"
+    verdict = json.loads((root / "08_reporting" / "retrain_decision.json").read_text())
+    assert verdict["run_id"] == degraded["run_id"] and verdict["run_date"] == "2022-03-31"
     assert verdict["retrain_required"] is True
-    assert [r.split(":")[0] for r in verdict["reasons"]] == ["feature_drift"]
+    assert [r.split(":")[0] for r in verdict["reasons"]] == ["performance_below_floor"]
+    assert verdict["checks"]["rolling_accuracy"] < verdict["thresholds"]["accuracy_floor"]
     states = _task_states(airflow, "test_stock_ml_daily", degraded["run_id"])
     assert states["trigger-training"] == "success"
     runs = _runs(airflow, "test_stock_ml_training")
     assert len(runs) == training_runs + 1, "one training run queued by the daily DAG"
     assert sorted(r["state"] for r in runs).count("queued") == 1
-    (project / "conf" / "test" / "parameters_monitoring.yml").unlink()
 
 
 def _latest_silver(root) -> pd.DataFrame:

@@ -139,7 +139,7 @@ def test_inference_serves_the_champion_after_rollback(project: Path, client) -> 
     """Runs after the sequence above: the daily scoring reads @champion, now v1 again."""
     _kedro(project, "--pipelines", "inference", "--params", "run_id=score-1")
     root = project / "data/test_stock_data/07_predictions/predictions"
-    predictions = pd.concat(pd.read_parquet(p) for p in root.glob("*.parquet"))
+    predictions = pd.concat(pd.read_parquet(p) for p in root.glob("as_of_date=*/*.parquet"))
     assert set(predictions["model_version"]) == {_aliases(client)["champion"]} == {1}
 
 
@@ -161,7 +161,8 @@ def test_a_challenger_in_shadow_is_decided_by_the_daily_run(project: Path, clien
     # one daily run replays the last score_sessions sessions: many matured days for both models
     _kedro(project, "--pipelines", "inference,monitoring", "--params", "run_id=daily-1")
     root = project / "data/test_stock_data"
-    scored = pd.read_parquet(sorted((root / "07_predictions/predictions").glob("*.parquet"))[-1])
+    latest_day = sorted((root / "07_predictions/predictions").glob("as_of_date=*"))[-1]
+    scored = pd.concat(pd.read_parquet(p) for p in latest_day.glob("*.parquet"))
     assert sorted(set(zip(scored["model_version"], scored["role"], strict=True))) == [
         (1, "serving"),
         (4, "shadow"),

@@ -19,7 +19,7 @@ def test_kedro_viz_build_writes_the_graph(tmp_path) -> None:
     layers = {node.get("layer") for node in graph["nodes"]} - {None}
     assert {"raw", "bronze", "silver", "gold", "models", "model_output", "reporting"} <= layers
     names = {node["name"] for node in graph["nodes"]}
-    assert {"extract_prices", "search_model", "score_latest_sessions", "plot_monitoring"} <= names
+    assert {"extract_prices", "search_model", "score_latest_sessions", "drift_report"} <= names
     assert "decide_promotion" in names
     pipelines = {p.name for p in (api / "pipelines").iterdir()}
     assert {"__default__", "daily", "retraining", "ingest", "monitoring", "rollback"} <= pipelines
