@@ -4,6 +4,8 @@
 #   make dags   write Airflow DAG files for every env into $(DAGS_DIR) (git-ignored)
 #   make viz    build the static kedro-viz site into build/viz
 #   make lint   ruff check + format check
+#   make init-prod  create prod's PostgreSQL schema and serving tables (idempotent; needs
+#               STOCK_ML_POSTGRES_URL or conf/local/credentials.yml)
 
 PYTHON   ?= $(shell command -v python3.11 || command -v python3)
 VENV     ?= .venv
@@ -21,7 +23,7 @@ STAMP    := $(VENV)/.installed
 export KEDRO_DISABLE_TELEMETRY := true
 export DO_NOT_TRACK := 1
 
-.PHONY: install run test dags viz lint clean
+.PHONY: install run test dags viz lint clean init-prod
 
 install: $(STAMP)
 
@@ -50,6 +52,9 @@ dags: | $(STAMP)
 	    --params "project_path=$(PROJECT_PATH)" || exit 1; \
 	done
 	@echo "DAG files in $(DAGS_DIR):" && ls $(DAGS_DIR)
+
+init-prod: install
+	$(BIN)/kedro run --env prod --pipeline init_serving_store
 
 viz: | $(STAMP)
 	$(BIN)/kedro viz build

@@ -22,7 +22,14 @@ def _names(pipeline) -> set[str]:
 
 def test_registered_pipeline_names(pipelines):
     groups = {"daily", "retraining", "backfill", "rollback", "__default__"}
-    assert set(pipelines) == {*STAGES, *groups}
+    assert set(pipelines) == {*STAGES, *groups, "init_serving_store"}
+
+
+def test_the_serving_store_is_initialised_on_demand_only(pipelines):
+    assert _names(pipelines["init_serving_store"]) == {"serving_store_ddl"}
+    assert pipelines["init_serving_store"].all_outputs() == {"serving_store_schema"}
+    for group in ["__default__", "daily", "retraining", "backfill"]:
+        assert "serving_store_ddl" not in _names(pipelines[group]), group
 
 
 def test_stage_pipelines_hold_their_nodes(pipelines):

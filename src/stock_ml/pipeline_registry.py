@@ -6,7 +6,8 @@ its promotion (the promotion folder's gates). Three groups are registered for Ai
 (refresh the data, score with the champion, judge past predictions), ``retraining`` (refresh the
 data, train, register, decide) and ``backfill`` (refetch a date range into the stores; run with
 ``ingest_mode=backfill``). ``rollback`` moves ``champion`` back to ``previous`` (or to
-``rollback_to_version``). ``__default__`` runs every stage once in order.
+``rollback_to_version``). ``init_serving_store`` creates the env's PostgreSQL schema and tables
+(``make init-prod``). ``__default__`` runs every stage once in order.
 
 The stages are listed explicitly rather than found with ``find_pipelines``: Kedro 1.7 narrows
 ``find_pipelines`` to the pipeline names a run asks for, so a group such as ``daily`` (no folder of
@@ -23,6 +24,7 @@ from stock_ml.pipelines import (
     ingest,
     monitoring,
     promotion,
+    serving_store,
     silver,
     training,
 )
@@ -45,5 +47,6 @@ def register_pipelines() -> dict[str, Pipeline]:
         "retraining": data + stages["training"],
         "backfill": data,
         "rollback": promotion.create_rollback_pipeline(),
+        "init_serving_store": serving_store.create_pipeline(),
         "__default__": sum((stages[name] for name in stages_in_order), Pipeline([])),
     }

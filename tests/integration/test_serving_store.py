@@ -1,0 +1,106 @@
+"""`kedro run --pipeline init_serving_store` against the machine's PostgreSQL (127.0.0.1:5432):
+the env's schema and tables appear, a second run changes nothing and keeps rows, and a bad name
+in conf stops the run before any statement reaches the database.
+
+Skipped, saying why, where no PostgreSQL answers; CI's machine runs one.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+import yaml
+from sqlalchemy import create_engine, text
+from sqlalchemy.exc import OperationalError
+
+from tests.integration.project import BIN, command_env, copy_project, run
+
+pytestmark = pytest.mark.slow
+
+URL = os.environ.get(
+    "STOCK_ML_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
+)
+SCHEMA = "test_stock_data"
+
+
+@pytest.fixture(scope="module")
+def engine():
+    engine = create_engine(URL)
+    try:
+        with engine.connect() as connection:
+            connection.execute(text("SELECT 1"))
+    except OperationalError as error:
+        pytest.skip(f"no PostgreSQL at {URL} ({str(error).splitlines()[0]})")
+    with engine.begin() as connection:
+        connection.execute(text(f'DROP SCHEMA IF EXISTS "{SCHEMA}" CASCADE'))
+    yield engine
+    with engine.begin() as connection:
+        connection.execute(text(f'DROP SCHEMA IF EXISTS "{SCHEMA}" CASCADE'))
+    engine.dispose()
+
+
+@pytest.fixture(scope="module")
+def project(tmp_path_factory) -> Path:
+    return copy_project(tmp_path_factory.mktemp("serving_store") / "project")
+
+
+def _init(project: Path, check: bool = True):
+    args = [str(BIN / "kedro"), "run", "--env", "test", "--pipeline", "init_serving_store"]
+    env = command_env(STOCK_ML_POSTGRES_URL=URL)
+    if check:
+        return run(args, cwd=project, env=env)
+    import subprocess
+
+    return subprocess.run(args, cwd=project, env=env, capture_output=True, text=True, check=False)
+
+
+def _tables(engine) -> dict[str, list[str]]:
+    query = text(
+        "SELECT table_name, column_name FROM information_schema.columns "
+        "WHERE table_schema = :schema ORDER BY table_name, ordinal_position"
+    )
+    with engine.connect() as connection:
+        rows = connection.execute(query, {"schema": SCHEMA}).all()
+    tables: dict[str, list[str]] = {}
+    for table, column in rows:
+        tables.setdefault(table, []).append(column)
+    return tables
+
+
+def test_init_creates_the_envs_schema_and_tables_then_changes_nothing(project, engine) -> None:
+    conf = yaml.safe_load((project / "conf/base/parameters_serving_store.yml").read_text())
+    declared = {t: list(spec["columns"]) for t, spec in conf["serving_store"]["tables"].items()}
+    _init(project)
+    assert _tables(engine) == declared
+    with engine.begin() as connection:
+        connection.execute(
+            text(
+                f'INSERT INTO "{SCHEMA}".predictions (target_prediction_date, symbol, '
+                "model_version, score) VALUES ('2022-03-01', 'AAA', 1, 0.7)"
+            )
+        )
+    _init(project)  # idempotent: same tables, the row survives
+    assert _tables(engine) == declared
+    with engine.connect() as connection:
+        kept = connection.execute(text(f'SELECT symbol, score FROM "{SCHEMA}".predictions')).all()
+    assert kept == [("AAA", 0.7)]
+
+
+def test_a_bad_name_in_conf_stops_before_the_database(project, engine) -> None:
+    with engine.begin() as connection:
+        connection.execute(text(f'DROP SCHEMA IF EXISTS "{SCHEMA}" CASCADE'))
+    override = project / "conf/test/parameters_serving_store.yml"
+    override.write_text(
+        yaml.safe_dump(
+            {"serving_store": {"tables": {"bad": {"columns": {"x; DROP SCHEMA public": "text"}}}}}
+        )
+    )
+    try:
+        result = _init(project, check=False)
+    finally:
+        override.unlink()
+    assert result.returncode != 0
+    assert "is not a valid SQL identifier" in result.stdout + result.stderr
+    assert _tables(engine) == {}, "nothing was created: the DDL is checked before it runs"
