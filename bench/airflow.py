@@ -1,0 +1,188 @@
+"""Airflow cost of the generated DAGs: parse time per DAG file, and per-task overhead.
+
+1. Parse time. ``make dags`` writes every env's DAG files; each file is parsed the way the
+   dag-processor does it (``DagBag`` on that one file) in a warm process that has already imported
+   Airflow, ``--repeat`` times; the median and the worst are printed per file (goal ≤ 0.2 s).
+2. Per-task overhead. The test env's training DAG and then its daily DAG run under
+   ``airflow dags test`` in a scratch copy (SQLite metadata DB). For each task of the daily run,
+   Airflow's duration (start to end of the task instance) is set beside the node's own work: the
+   same Kedro nodes run again in one warm process with their inputs loaded beforehand, timing only
+   ``node.run``. The difference is what running a node as an Airflow task costs (a KedroSession,
+   config and catalog, the MLflow hook, loading and saving datasets, Airflow's bookkeeping); goal
+   ≤ 3 s. ``airflow dags test`` runs every task in one process, so Python imports (Kedro, MLflow,
+   scikit-learn) are paid by the first task only; a LocalExecutor worker starts a process per
+   task and pays them on every task.
+
+It prints figures and asserts nothing. From the project root:
+
+    .venv/bin/python bench/airflow.py                 # both parts (about 5 minutes on 2 cores)
+    .venv/bin/python bench/airflow.py --parse-only
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+BIN = Path(sys.executable).parent
+sys.path.insert(0, str(REPO))
+
+from tests.integration.project import command_env, copy_project  # noqa: E402
+
+PARSE_SCRIPT = """
+import json, statistics, sys, time
+from pathlib import Path
+from airflow.dag_processing.dagbag import DagBag
+folder, repeat = Path(sys.argv[1]), int(sys.argv[2])
+start = time.perf_counter()
+DagBag(dag_folder=str(next(folder.glob("*.py"))))  # warm-up: what the file's imports cost once
+figures = {"(first parse, cold)": {"median": time.perf_counter() - start, "max": 0, "tasks": 0}}
+for path in sorted(folder.glob("*.py")):
+    times = []
+    for _ in range(repeat):
+        start = time.perf_counter()
+        bag = DagBag(dag_folder=str(path))
+        times.append(time.perf_counter() - start)
+    assert not bag.import_errors, bag.import_errors
+    figures[path.name] = {"median": statistics.median(times), "max": max(times),
+                          "tasks": sum(len(d.tasks) for d in bag.dags.values())}
+print(json.dumps(figures))
+"""
+
+NODE_SCRIPT = """
+import json, sys, time
+from kedro.framework.session import KedroSession
+from kedro.framework.startup import bootstrap_project
+project, names = sys.argv[1], json.loads(sys.argv[2])
+bootstrap_project(project)
+with KedroSession.create(project_path=project, env="test",
+                         runtime_params={"run_id": "bench-nodes"}) as session:
+    context = session.load_context()
+    catalog = context.catalog
+    from kedro.framework.project import pipelines
+    daily = pipelines["daily"]
+    figures = {}
+    for node in daily.nodes:
+        if node.name not in names:
+            continue
+        inputs = {name: catalog.load(name) for name in node.inputs}
+        start = time.perf_counter()
+        node.run(inputs)
+        figures[node.name] = time.perf_counter() - start
+print(json.dumps(figures))
+"""
+
+
+def _run(args: list[str], cwd: Path, env: dict[str, str]) -> subprocess.CompletedProcess:
+    result = subprocess.run(args, cwd=cwd, env=env, capture_output=True, text=True, check=False)
+    if result.returncode != 0:
+        tail = "\n".join((result.stdout + result.stderr).splitlines()[-30:])
+        raise SystemExit(f"{' '.join(args)} exited {result.returncode}:\n{tail}")
+    return result
+
+
+def _last_json(text: str):
+    return json.loads(next(line for line in reversed(text.splitlines()) if line[:1] in "[{"))
+
+
+def parse_times(work: Path, project: Path, env: dict[str, str], repeat: int) -> None:
+    dags = work / "dags"
+    make = ["make", "-C", str(REPO), "dags", f"DAGS_DIR={dags}", f"PROJECT_PATH={project}"]
+    _run(make, REPO, env)
+    figures = _last_json(
+        _run([str(BIN / "python"), "-c", PARSE_SCRIPT, str(dags), str(repeat)], work, env).stdout
+    )
+    print(f"\nDAG file parse time (DagBag of one file, warm process, {repeat} runs; goal ≤ 0.2 s)")
+    print(f"{'file':<40} {'tasks':>5} {'median s':>9} {'max s':>7}")
+    for name, row in sorted(figures.items(), key=lambda kv: -kv[1]["median"]):
+        print(f"{name:<40} {row['tasks']:>5} {row['median']:>9.3f} {row['max']:>7.3f}")
+    cold = figures.pop("(first parse, cold)")["median"]
+    total = sum(row["median"] for row in figures.values())
+    print(f"{len(figures)} files, {total:.2f} s in all (medians); the first parse of the process")
+    print(f"took {cold:.3f} s (the template's imports, paid once per dag-processor)")
+
+
+def task_overhead(work: Path, project: Path, env: dict[str, str]) -> None:
+    airflow = str(BIN / "airflow")
+    _run([airflow, "db", "migrate"], work, env)
+    for dag_id in ["test_stock_ml_training", "test_stock_ml_daily"]:
+        _run([airflow, "dags", "test", dag_id], work, env)
+    runs = _last_json(
+        _run([airflow, "dags", "list-runs", "test_stock_ml_daily", "-o", "json"], work, env).stdout
+    )
+    run_id = max(runs, key=lambda r: r["start_date"] or "")["run_id"]
+    states = _last_json(
+        _run(
+            [airflow, "tasks", "states-for-dag-run", "test_stock_ml_daily", run_id, "-o", "json"],
+            work,
+            env,
+        ).stdout
+    )
+    durations = {}
+    for row in states:
+        if row["start_date"] and row["end_date"] and row["state"] == "success":
+            started = _timestamp(row["start_date"])
+            durations[row["task_id"]] = _timestamp(row["end_date"]) - started
+    nodes = {task: task.replace("-", "_") for task in durations}
+    names = json.dumps(list(nodes.values()))
+    own = _last_json(
+        _run([str(BIN / "python"), "-c", NODE_SCRIPT, str(project), names], project, env).stdout
+    )
+    print("\nPer-task overhead, test env daily DAG under `airflow dags test` (goal ≤ 3 s)")
+    print(f"{'task':<34} {'airflow s':>9} {'node s':>7} {'overhead s':>10}")
+    overheads = []
+    for task, seconds in sorted(durations.items(), key=lambda kv: -kv[1]):
+        node = nodes[task]
+        if node not in own:
+            # several nodes grouped by memory datasets, or not a Kedro node (the branch)
+            print(f"{task:<34} {seconds:>9.2f} {'-':>7} {'':>10}")
+            continue
+        overheads.append(seconds - own[node])
+        print(f"{task:<34} {seconds:>9.2f} {own[node]:>7.2f} {seconds - own[node]:>10.2f}")
+    if overheads:
+        print(
+            f"overhead per single-node task: median {statistics.median(overheads):.2f} s, "
+            f"max {max(overheads):.2f} s over {len(overheads)} tasks"
+        )
+
+
+def _timestamp(value: str) -> float:
+    from datetime import datetime
+
+    return datetime.fromisoformat(value).timestamp()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--repeat", type=int, default=5, help="parses per DAG file")
+    parser.add_argument("--parse-only", action="store_true", help="skip the task overhead part")
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory(prefix="bench_airflow_") as tmp:
+        work = Path(tmp)
+        project = copy_project(work / "project")
+        home = work / "airflow_home"
+        home.mkdir()
+        env = command_env(
+            AIRFLOW_HOME=str(home),
+            AIRFLOW__CORE__DAGS_FOLDER=str(work / "dags"),
+            AIRFLOW__CORE__LOAD_EXAMPLES="False",
+            AIRFLOW__DATABASE__SQL_ALCHEMY_CONN=f"sqlite:///{home / 'airflow.db'}",
+        )
+        os.environ.update(KEDRO_DISABLE_TELEMETRY="true")
+        started = time.perf_counter()
+        parse_times(work, project, env, args.repeat)
+        if not args.parse_only:
+            task_overhead(work, project, env)
+        print(f"\nbench wall time {time.perf_counter() - started:.0f} s")
+
+
+if __name__ == "__main__":
+    main()
