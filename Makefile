@@ -5,7 +5,7 @@
 #   make viz    build the static kedro-viz site into build/viz
 #   make lint   ruff check + format check
 #   make init-prod  create prod's PostgreSQL schema and serving tables (idempotent; needs
-#               STOCK_ML_POSTGRES_URL or conf/local/credentials.yml)
+#               STOCK_ML_POSTGRES_URL in the environment)
 
 PYTHON   ?= $(shell command -v python3.11 || command -v python3)
 VENV     ?= .venv

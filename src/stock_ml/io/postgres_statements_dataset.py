@@ -33,8 +33,8 @@ class PostgresStatementsDataset(AbstractDataset[list[str], None]):
     def save(self, data: list[str]) -> None:
         if self._url is None:
             raise DatasetError(
-                "no PostgreSQL URL: set STOCK_ML_POSTGRES_URL (postgresql+psycopg://user:pass@"
-                "host:5432/db) or serving_store.con in conf/local/credentials.yml"
+                "no PostgreSQL URL: set STOCK_ML_POSTGRES_URL "
+                "(postgresql+psycopg://user:pass@host:5432/db)"
             )
         engine = create_engine(self._url)
         try:
