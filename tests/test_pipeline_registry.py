@@ -1,4 +1,4 @@
-"""The registered pipelines: six stages, the groups, and rollback."""
+"""The registered pipelines: seven stages, the groups, rollback and the serving store's init."""
 
 from __future__ import annotations
 
@@ -7,13 +7,24 @@ from kedro.framework.project import configure_project
 
 from stock_ml.pipeline_registry import register_pipelines
 
-STAGES = ["ingest", "silver", "feature_store", "training", "inference", "monitoring"]
+STAGES = [
+    "ingest",
+    "silver",
+    "feature_store",
+    "training",
+    "inference",
+    "monitoring",
+    "publish",
+]
 
 
 @pytest.fixture(scope="module")
 def pipelines():
     configure_project("stock_ml")
     return register_pipelines()
+
+
+PUBLISH_DATA = {"publish_data_health", "publish_quarantine"}
 
 
 def _names(pipeline) -> set[str]:
@@ -74,7 +85,7 @@ def test_daily_refreshes_data_scores_and_monitors_but_never_trains(pipelines):
     assert _names(daily) == set().union(
         *(
             _names(pipelines[s])
-            for s in ["ingest", "silver", "feature_store", "inference", "monitoring"]
+            for s in ["ingest", "silver", "feature_store", "inference", "monitoring", "publish"]
         )
     )
     # The champion is read from the registry, never produced in the daily run.
@@ -88,7 +99,8 @@ def test_retraining_refreshes_data_and_trains_but_never_scores(pipelines):
     assert not any("inference" in node.tags for node in retraining.nodes)
     assert not _names(retraining) & _names(pipelines["monitoring"])
     assert _names(retraining) == set().union(
-        *(_names(pipelines[s]) for s in ["ingest", "silver", "feature_store", "training"])
+        *(_names(pipelines[s]) for s in ["ingest", "silver", "feature_store", "training"]),
+        PUBLISH_DATA,
     )
     # it registers a challenger and may move the champion, never reads it to serve
     assert {"challenger_model", "champion_model@update"} <= retraining.all_outputs()
@@ -97,8 +109,23 @@ def test_retraining_refreshes_data_and_trains_but_never_scores(pipelines):
 
 def test_backfill_refreshes_the_stores_only(pipelines):
     assert _names(pipelines["backfill"]) == set().union(
-        *(_names(pipelines[s]) for s in ["ingest", "silver", "feature_store"])
+        *(_names(pipelines[s]) for s in ["ingest", "silver", "feature_store"]), PUBLISH_DATA
     )
+
+
+def test_publish_serves_each_table_from_its_stage(pipelines):
+    """Every run that ingests publishes its data health and quarantine; daily runs also publish
+    their predictions, performance and drift (the rows of parameters_serving_store.yml's tables)."""
+    publish = pipelines["publish"]
+    assert publish.all_outputs() == {
+        "serving_predictions",
+        "serving_performance_log",
+        "serving_monitoring_drift",
+        "serving_data_health",
+        "serving_quarantine",
+    }
+    assert _names(publish.only_nodes_with_tags("publish_data")) == PUBLISH_DATA
+    assert {"predictions", "monitoring_performance", "silver_data_health"} <= publish.inputs()
 
 
 def test_incremental_state_is_read_through_a_view_not_a_cycle(pipelines):
@@ -114,7 +141,7 @@ def test_default_contains_every_node_of_every_stage(pipelines):
     default = pipelines["__default__"]
     every_stage = set().union(*(_names(pipelines[s]) for s in STAGES))
     assert _names(default) == every_stage
-    assert len(default.nodes) == sum(len(pipelines[s].nodes) for s in STAGES) == 26
+    assert len(default.nodes) == sum(len(pipelines[s].nodes) for s in STAGES) == 31
 
 
 def test_default_runs_stages_in_dependency_order(pipelines):

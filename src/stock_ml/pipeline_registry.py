@@ -1,13 +1,15 @@
 """Project pipelines.
 
 Each stage is its own pipeline folder (ingest → silver → feature_store → training → promotion →
-inference → monitoring). ``training`` runs the search, registers the ``challenger`` and decides
-its promotion (the promotion folder's gates). Three groups are registered for Airflow: ``daily``
-(refresh the data, score with the champion, judge past predictions), ``retraining`` (refresh the
-data, train, register, decide) and ``backfill`` (refetch a date range into the stores; run with
-``ingest_mode=backfill``). ``rollback`` moves ``champion`` back to ``previous`` (or to
-``rollback_to_version``). ``init_serving_store`` creates the env's PostgreSQL schema and tables
-(``make init-prod``). ``__default__`` runs every stage once in order.
+inference → monitoring → publish). ``publish`` writes each run's rows to the env's serving tables
+(PostgreSQL in prod); its data-health and quarantine nodes run with every ingest. ``training``
+runs the search, registers the ``challenger`` and decides its promotion (the promotion folder's
+gates). Three groups are registered for Airflow: ``daily`` (refresh the data, score with the
+champion, judge past predictions, publish), ``retraining`` (refresh the data, train, register,
+decide) and ``backfill`` (refetch a date range into the stores; run with ``ingest_mode=backfill``).
+``rollback`` moves ``champion`` back to ``previous`` (or to ``rollback_to_version``).
+``init_serving_store`` creates the env's PostgreSQL schema and tables (``make init-prod``).
+``__default__`` runs every stage once in order.
 
 The stages are listed explicitly rather than found with ``find_pipelines``: Kedro 1.7 narrows
 ``find_pipelines`` to the pipeline names a run asks for, so a group such as ``daily`` (no folder of
@@ -38,12 +40,22 @@ def register_pipelines() -> dict[str, Pipeline]:
         "training": training.create_pipeline() + promotion.create_pipeline(),
         "inference": inference.create_pipeline(),
         "monitoring": monitoring.create_pipeline() + promotion.create_shadow_pipeline(),
+        "publish": serving_store.create_publish_pipeline(),
     }
-    data = stages["ingest"] + stages["silver"] + stages["feature_store"]
-    stages_in_order = ["ingest", "silver", "feature_store", "training", "inference", "monitoring"]
+    publish_data = stages["publish"].only_nodes_with_tags("publish_data")
+    data = stages["ingest"] + stages["silver"] + stages["feature_store"] + publish_data
+    stages_in_order = [
+        "ingest",
+        "silver",
+        "feature_store",
+        "training",
+        "inference",
+        "monitoring",
+        "publish",
+    ]
     return {
         **stages,
-        "daily": data + stages["inference"] + stages["monitoring"],
+        "daily": data + stages["inference"] + stages["monitoring"] + stages["publish"],
         "retraining": data + stages["training"],
         "backfill": data,
         "rollback": promotion.create_rollback_pipeline(),

@@ -7,32 +7,24 @@ Skipped, saying why, where no PostgreSQL answers; CI's machine runs one.
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import pytest
 import yaml
 from sqlalchemy import create_engine, text
-from sqlalchemy.exc import OperationalError
 
 from tests.integration.project import BIN, command_env, copy_project, run
+from tests.postgres import URL, require_postgres
 
 pytestmark = pytest.mark.slow
 
-URL = os.environ.get(
-    "STOCK_ML_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
-)
 SCHEMA = "test_stock_data"
 
 
 @pytest.fixture(scope="module")
 def engine():
+    require_postgres()
     engine = create_engine(URL)
-    try:
-        with engine.connect() as connection:
-            connection.execute(text("SELECT 1"))
-    except OperationalError as error:
-        pytest.skip(f"no PostgreSQL at {URL} ({str(error).splitlines()[0]})")
     with engine.begin() as connection:
         connection.execute(text(f'DROP SCHEMA IF EXISTS "{SCHEMA}" CASCADE'))
     yield engine

@@ -4,6 +4,7 @@ from stock_ml.io.atomic_json_dataset import AtomicJSONDataset
 from stock_ml.io.atomic_parquet_dataset import AtomicParquetDataset
 from stock_ml.io.mlflow_run_datasets import MlflowNestedRunsDataset, MlflowParamsDataset
 from stock_ml.io.postgres_statements_dataset import PostgresStatementsDataset
+from stock_ml.io.postgres_table_dataset import PostgresTableDataset
 from stock_ml.io.prediction_log_dataset import PredictionLogDataset
 from stock_ml.io.registered_model_dataset import ModelRegistryDataset, RegisteredModelDataset
 from stock_ml.io.stored_state_dataset import StoredStateDataset
@@ -17,6 +18,7 @@ __all__ = [
     "MlflowParamsDataset",
     "ModelRegistryDataset",
     "PostgresStatementsDataset",
+    "PostgresTableDataset",
     "PredictionLogDataset",
     "RegisteredModelDataset",
     "ServingModel",

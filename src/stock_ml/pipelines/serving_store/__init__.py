@@ -1,5 +1,5 @@
-"""Serving store: the env's PostgreSQL schema and its tables, created idempotently."""
+"""Serving store: the env's schema and tables, created idempotently, and each run's rows in them."""
 
-from stock_ml.pipelines.serving_store.pipeline import create_pipeline
+from stock_ml.pipelines.serving_store.pipeline import create_pipeline, create_publish_pipeline
 
-__all__ = ["create_pipeline"]
+__all__ = ["create_pipeline", "create_publish_pipeline"]

@@ -1,4 +1,6 @@
-"""The DDL of the serving store, built from conf: ``CREATE SCHEMA/TABLE IF NOT EXISTS``.
+"""The serving store: its DDL from conf, and each run's rows in the shape of its tables.
+
+The DDL is ``CREATE SCHEMA/TABLE IF NOT EXISTS``.
 
 Every name comes from ``serving_store`` in conf and is checked against PostgreSQL's rule for an
 unquoted identifier (lower-case letters, digits and underscores, not starting with a digit, at
@@ -10,6 +12,11 @@ through ``stock_ml.io.PostgresStatementsDataset``, which runs them in one transa
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
+
+import pandas as pd
+
+from stock_ml.runs import run_partition_key
 
 IDENTIFIER = re.compile(r"[a-z_][a-z0-9_]{0,62}")
 COLUMN_TYPES = frozenset(
@@ -76,3 +83,92 @@ def serving_store_ddl(store: dict) -> list[str]:
     return [f"CREATE SCHEMA IF NOT EXISTS {schema}"] + [
         _table_ddl(schema, table, spec) for table, spec in tables.items()
     ]
+
+
+# --- Publishing: each run's rows, in the declared columns and types of their serving table ---
+
+_INTEGER_TYPES = {"smallint": "Int16", "integer": "Int32", "bigint": "Int64"}
+
+
+def conform_rows(frame: pd.DataFrame, store: dict, table: str) -> pd.DataFrame:
+    """``frame`` as rows of ``table``: its declared columns, in order, with their declared types.
+
+    A declared column the frame lacks, or a primary key that repeats or is null, is an error naming
+    the table (the write would fail in the database anyway, later and less clearly). Columns the
+    table does not declare are not served: the serving tables are a projection of the lake.
+    """
+    where = f"serving_store.tables.{table}"
+    columns = (store.get("tables") or {}).get(table, {}).get("columns")
+    if not columns:
+        raise ValueError(f"{where}: not declared")
+    missing = [column for column in columns if column not in frame.columns]
+    if missing:
+        raise ValueError(f"{where}: the rows to publish lack the columns {missing}")
+    rows = frame[list(columns)].reset_index(drop=True)
+    for column, kind in columns.items():
+        values = rows[column]
+        if kind == "date":
+            rows[column] = pd.to_datetime(values).dt.date.astype(object)
+        elif kind == "timestamptz":
+            rows[column] = pd.to_datetime(values, utc=True)
+        elif kind in _INTEGER_TYPES:
+            rows[column] = values.astype(_INTEGER_TYPES[kind])
+        elif kind == "double precision":
+            rows[column] = values.astype(float)
+        elif kind == "boolean":
+            rows[column] = values.astype("boolean")
+        else:
+            rows[column] = values.astype("string")
+    key = list(store["tables"][table]["primary_key"])
+    bad = rows[key].isna().any(axis=1) | rows.duplicated(key, keep=False)
+    if bad.any():
+        example = rows.loc[bad, key].iloc[0].to_dict()
+        raise ValueError(
+            f"{where}.primary_key: {int(bad.sum())} rows have a null or repeated key {key}, "
+            f"e.g. {example}"
+        )
+    return rows
+
+
+def _run_partition(partitions: dict[str, Callable[[], pd.DataFrame]], run: dict, what: str):
+    key = run_partition_key(run)
+    if key not in partitions:
+        raise KeyError(f"{what}: no partition {key!r} for run {run['id']!r}")
+    return partitions[key]()
+
+
+def predictions_rows(
+    predictions: dict[str, Callable[[], pd.DataFrame]], run: dict, store: dict
+) -> pd.DataFrame:
+    """The predictions this run scored (``scored_by_run``), whatever as-of dates they cover."""
+    frames = [load() for load in predictions.values()]
+    declared = list(store["tables"]["predictions"]["columns"])
+    logged = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=declared)
+    return conform_rows(logged[logged["scored_by_run"] == str(run["id"])], store, "predictions")
+
+
+def performance_rows(performance: pd.DataFrame, store: dict) -> pd.DataFrame:
+    """Matured performance per as-of date and model: recomputed whole each run, served whole."""
+    return conform_rows(performance, store, "performance_log")
+
+
+def drift_rows(drift: pd.DataFrame, store: dict) -> pd.DataFrame:
+    """This run's drift of every feature and of the scores."""
+    return conform_rows(drift, store, "monitoring_drift")
+
+
+def data_health_rows(
+    data_health: dict[str, Callable[[], pd.DataFrame]], run: dict, store: dict
+) -> pd.DataFrame:
+    """This run's row accounting and freshness per symbol, stamped with the run's identity."""
+    health = _run_partition(data_health, run, "silver_data_health").assign(
+        run_id=str(run["id"]), run_date=run["date"]
+    )
+    return conform_rows(health, store, "data_health")
+
+
+def quarantine_rows(
+    quarantine: dict[str, Callable[[], pd.DataFrame]], run: dict, store: dict
+) -> pd.DataFrame:
+    """The rows this run's ingest rejected, as the vendor sent them, with the reasons."""
+    return conform_rows(_run_partition(quarantine, run, "silver_quarantine"), store, "quarantine")
