@@ -6,6 +6,10 @@
 #   make lint   ruff check + format check
 #   make init-prod  create prod's PostgreSQL schema and serving tables (idempotent; needs
 #               STOCK_ML_POSTGRES_URL in the environment)
+#   make mlflow-server  an MLflow tracking server for prod on 127.0.0.1:$(MLFLOW_PORT), backend store
+#               STOCK_ML_MLFLOW_BACKEND_URI (PostgreSQL), artifacts under $(MLFLOW_ARTIFACTS)
+#   make run-prod   kedro run --env prod (Spark, PostgreSQL serving tables, the MLflow server);
+#               PROD_PARAMS adds runtime params, e.g. ingest.source.kind=csv_folder offline
 
 PYTHON   ?= $(shell command -v python3.11 || command -v python3)
 VENV     ?= .venv
@@ -17,13 +21,16 @@ DAG_PIPELINES ?= daily,retraining,backfill
 # Where the generated DAGs run the project from (override per deployment or with
 # STOCK_ML_PROJECT_PATH on the worker).
 PROJECT_PATH ?= $(CURDIR)
+MLFLOW_PORT ?= 5000
+MLFLOW_ARTIFACTS ?= $(CURDIR)/data/prod_stock_data/mlartifacts
+PROD_PARAMS ?=
 STAMP    := $(VENV)/.installed
 
 # Never prompt (CI has no terminal) and never phone home.
 export KEDRO_DISABLE_TELEMETRY := true
 export DO_NOT_TRACK := 1
 
-.PHONY: install run test dags viz lint clean init-prod
+.PHONY: install run test dags viz lint clean init-prod mlflow-server run-prod
 
 install: $(STAMP)
 
@@ -44,9 +51,12 @@ run: install
 test: install
 	$(BIN)/python -m pytest
 
-# Order-only on the venv: generating DAGs must not reinstall anything.
+# Order-only on the venv: generating DAGs must not reinstall anything. Generating reads conf
+# only, yet kedro-mlflow sets up each env's tracking store: a local scratch store stands in for
+# prod's server, which the machine that builds the DAGs need not reach.
 dags: | $(STAMP)
 	for env in $(ENVS); do \
+	  MLFLOW_TRACKING_URI=sqlite:///$(abspath $(VENV))/dag_generation_mlflow.db \
 	  $(BIN)/kedro airflow create --env $$env --pipelines $(DAG_PIPELINES) \
 	    --jinja-file airflow/dag_template.j2 --target-dir $(DAGS_DIR) --group-by memory \
 	    --params "project_path=$(PROJECT_PATH)" || exit 1; \
@@ -55,6 +65,16 @@ dags: | $(STAMP)
 
 init-prod: install
 	$(BIN)/kedro run --env prod --pipeline init_serving_store
+
+# The backend database must exist (createdb); the URL (with its password) stays in the environment.
+mlflow-server: install
+	@test -n "$$STOCK_ML_MLFLOW_BACKEND_URI" || { echo "set STOCK_ML_MLFLOW_BACKEND_URI (postgresql+psycopg://user:pass@host:5432/mlflow)"; exit 2; }
+	$(BIN)/mlflow server --backend-store-uri "$$STOCK_ML_MLFLOW_BACKEND_URI" \
+	  --artifacts-destination $(MLFLOW_ARTIFACTS) --host 127.0.0.1 --port $(MLFLOW_PORT)
+
+run-prod: export COLUMNS ?= 180
+run-prod: install
+	$(BIN)/kedro run --env prod $(if $(PROD_PARAMS),--params "$(PROD_PARAMS)")
 
 viz: | $(STAMP)
 	$(BIN)/kedro viz build

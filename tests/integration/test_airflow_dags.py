@@ -208,8 +208,16 @@ def test_training_then_daily_dag_run_under_airflow(airflow) -> None:
     assert training["state"] == "success"
     client = mlflow.MlflowClient(tracking_uri=f"sqlite:///{root / 'mlflow.db'}")
     champion = client.get_model_version_by_alias("test_stock_ml_direction", "champion")
-    # the training task's MLflow run is named after the Airflow run: one identity across tasks
-    assert client.get_run(champion.run_id).info.run_name == training["run_id"]
+    # one MLflow parent run per DAG run; each task's run is its child, named after the task
+    parent_id = client.get_run(champion.run_id).data.tags["mlflow.parentRunId"]
+    parent = client.get_run(parent_id)
+    assert parent.info.run_name == f"test_stock_ml_training/{training['run_id']}"
+    assert parent.data.tags["airflow.run_id"] == training["run_id"]
+    children = client.search_runs(
+        [parent.info.experiment_id], f"tags.mlflow.parentRunId = '{parent_id}'"
+    )
+    task_ids = set(_task_states(airflow, "test_stock_ml_training", training["run_id"]))
+    assert sorted(c.info.run_name for c in children) == sorted(task_ids)
     # and the logical date is the run date: the model learnt in data time
     assert champion.tags["training_run_date"] == "2022-03-11"
 
@@ -229,6 +237,10 @@ def test_training_then_daily_dag_run_under_airflow(airflow) -> None:
         for p in (root / "07_predictions" / "predictions").glob("as_of_date=*/*.parquet")
     )
     assert set(predictions["model_version"]) == {int(champion.version)}
+    # the publish tasks served exactly the predictions this DAG run scored
+    served = pd.read_parquet(root / "09_serving" / "predictions.parquet")
+    scored = predictions[predictions["scored_by_run"] == daily["run_id"]]
+    assert len(served) == len(scored) and set(served["scored_by_run"]) <= {daily["run_id"]}
     assert (root / "08_reporting" / "monitoring_history.png").is_file()
     assert (root / "08_reporting" / "monitoring_history.html").is_file()
     verdict = json.loads((root / "08_reporting" / "retrain_decision.json").read_text())

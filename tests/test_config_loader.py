@@ -1,0 +1,71 @@
+"""Credentials come from conf/local (git-ignored) or the environment; other config never from
+conf/local. Run through the project's settings, as a KedroSession loads them."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+
+from stock_ml import settings
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture
+def conf(tmp_path: Path) -> Path:
+    conf = tmp_path / "conf"
+    shutil.copytree(REPO / "conf", conf, ignore=shutil.ignore_patterns("local"))
+    (conf / "local").mkdir()
+    return conf
+
+
+def _loader(conf: Path, env: str = "prod"):
+    return settings.CONFIG_LOADER_CLASS(str(conf), env=env, **settings.CONFIG_LOADER_ARGS)
+
+
+def test_the_serving_store_url_comes_from_the_environment(conf, monkeypatch) -> None:
+    monkeypatch.setenv("STOCK_ML_POSTGRES_URL", "postgresql+psycopg://from-env@h/db")
+    assert _loader(conf)["credentials"]["serving_store"]["con"] == (
+        "postgresql+psycopg://from-env@h/db"
+    )
+    monkeypatch.delenv("STOCK_ML_POSTGRES_URL")
+    assert _loader(conf)["credentials"]["serving_store"]["con"] is None
+
+
+def test_conf_local_credentials_are_read_for_every_run_env(conf, monkeypatch) -> None:
+    monkeypatch.setenv("STOCK_ML_POSTGRES_URL", "postgresql+psycopg://from-env@h/db")
+    (conf / "local" / "credentials.yml").write_text(
+        "serving_store:\n  con: postgresql+psycopg://from-local:pw@h/db\n"
+        "extra_service:\n  token: abc\n"
+    )
+    for env in ("dev", "test", "prod"):
+        credentials = _loader(conf, env)["credentials"]
+        assert credentials["serving_store"]["con"] == "postgresql+psycopg://from-local:pw@h/db"
+        assert credentials["extra_service"] == {"token": "abc"}
+
+
+def test_conf_local_holds_credentials_only(conf) -> None:
+    (conf / "local" / "parameters.yml").write_text("decision_threshold: 0.9\n")
+    assert _loader(conf)["parameters"]["decision_threshold"] == 0.5
+
+
+def test_prod_spark_master_is_local_unless_the_environment_names_a_cluster(
+    conf, monkeypatch
+) -> None:
+    monkeypatch.delenv("STOCK_ML_SPARK_MASTER", raising=False)
+    assert _loader(conf)["spark"]["spark.master"] == "local[2]"
+    monkeypatch.setenv("STOCK_ML_SPARK_MASTER", "spark://spark-master:7077")
+    assert _loader(conf)["spark"]["spark.master"] == "spark://spark-master:7077"
+
+
+def test_prod_tracks_to_a_server_named_by_the_environment(conf, monkeypatch) -> None:
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    assert _loader(conf)["mlflow"]["server"]["mlflow_tracking_uri"] == "http://127.0.0.1:5000"
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", "https://mlflow.internal")
+    assert _loader(conf)["mlflow"]["server"]["mlflow_tracking_uri"] == "https://mlflow.internal"
+    # dev keeps its own SQLite store whatever the environment says
+    assert _loader(conf, "dev")["mlflow"]["server"]["mlflow_tracking_uri"] == (
+        "sqlite:///data/dev_stock_data/mlflow.db"
+    )
