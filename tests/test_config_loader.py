@@ -69,3 +69,21 @@ def test_prod_tracks_to_a_server_named_by_the_environment(conf, monkeypatch) -> 
     assert _loader(conf, "dev")["mlflow"]["server"]["mlflow_tracking_uri"] == (
         "sqlite:///data/dev_stock_data/mlflow.db"
     )
+
+
+@pytest.mark.parametrize(
+    ("runtime_params", "name"),
+    [
+        (
+            {"run_id": "scheduled__x", "airflow_task_id": "score-latest-sessions"},
+            "score-latest-sessions",
+        ),
+        ({"run_id": "simulated__2022-03-01__daily"}, "simulated__2022-03-01__daily"),
+        ({}, None),  # kedro-mlflow names it after the pipeline
+    ],
+)
+def test_mlflow_run_name_follows_the_run_identity(conf, runtime_params, name) -> None:
+    loader = settings.CONFIG_LOADER_CLASS(
+        str(conf), env="test", runtime_params=runtime_params, **settings.CONFIG_LOADER_ARGS
+    )
+    assert loader["mlflow"]["tracking"]["run"]["name"] == name

@@ -160,7 +160,7 @@ def test_the_model_is_in_the_tracking_servers_registry(prod_run, services) -> No
     assert champion.version == "1"
     run = client.get_run(champion.run_id)
     assert run.info.artifact_uri.startswith("mlflow-artifacts:/")  # served by the server
-    assert run.data.tags["mlflow.runName"] == "__default__"
+    assert run.info.run_name == RUN_ID  # the run's identity names its MLflow run
     logged = client.get_logged_model(champion.source.removeprefix("models:/"))
     assert logged.artifact_location.startswith("mlflow-artifacts:/")
     local = mlflow.artifacts.download_artifacts(
