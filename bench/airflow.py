@@ -10,12 +10,16 @@
    ``node.run``. The difference is what running a node as an Airflow task costs (a KedroSession,
    config and catalog, the MLflow hook, loading and saving datasets, Airflow's bookkeeping); goal
    ≤ 3 s. ``airflow dags test`` runs every task in one process, so Python imports (Kedro, MLflow,
-   scikit-learn) are paid by the first task only; a LocalExecutor worker starts a process per
-   task and pays them on every task.
+   scikit-learn) are paid by the first task only.
+3. The same daily DAG on a real deployment (``--local-executor``): scheduler, dag-processor and
+   api-server with the LocalExecutor on a PostgreSQL metadata DB (tests/integration/
+   airflow_stack.py), triggered through the REST API. Every task runs in a process of its own and
+   pays the imports again; its duration is set beside the ``dags test`` one and the node's.
 
 It prints figures and asserts nothing. From the project root:
 
-    .venv/bin/python bench/airflow.py                 # both parts (about 5 minutes on 2 cores)
+    .venv/bin/python bench/airflow.py                    # parts 1 and 2 (about 5 min on 2 cores)
+    .venv/bin/python bench/airflow.py --local-executor   # and part 3 (PostgreSQL on 127.0.0.1)
     .venv/bin/python bench/airflow.py --parse-only
 """
 
@@ -61,10 +65,10 @@ NODE_SCRIPT = """
 import json, sys, time
 from kedro.framework.session import KedroSession
 from kedro.framework.startup import bootstrap_project
-project, names = sys.argv[1], json.loads(sys.argv[2])
+project, names, identity = sys.argv[1], json.loads(sys.argv[2]), json.loads(sys.argv[3])
 bootstrap_project(project)
-with KedroSession.create(project_path=project, env="test",
-                         runtime_params={"run_id": "bench-nodes"}) as session:
+# the daily DAG run's identity: its nodes read that run's partitions (bronze, quarantine, health)
+with KedroSession.create(project_path=project, env="test", runtime_params=identity) as session:
     context = session.load_context()
     catalog = context.catalog
     from kedro.framework.project import pipelines
@@ -110,7 +114,7 @@ def parse_times(work: Path, project: Path, env: dict[str, str], repeat: int) -> 
     print(f"took {cold:.3f} s (the template's imports, paid once per dag-processor)")
 
 
-def task_overhead(work: Path, project: Path, env: dict[str, str]) -> None:
+def task_overhead(work: Path, project: Path, env: dict[str, str], local_executor: bool) -> None:
     airflow = str(BIN / "airflow")
     _run([airflow, "db", "migrate"], work, env)
     for dag_id in ["test_stock_ml_training", "test_stock_ml_daily"]:
@@ -118,7 +122,9 @@ def task_overhead(work: Path, project: Path, env: dict[str, str]) -> None:
     runs = _last_json(
         _run([airflow, "dags", "list-runs", "test_stock_ml_daily", "-o", "json"], work, env).stdout
     )
-    run_id = max(runs, key=lambda r: r["start_date"] or "")["run_id"]
+    daily_run = max(runs, key=lambda r: r["start_date"] or "")
+    run_id = daily_run["run_id"]
+    identity = json.dumps({"run_id": run_id, "run_date": daily_run["logical_date"][:10]})
     states = _last_json(
         _run(
             [airflow, "tasks", "states-for-dag-run", "test_stock_ml_daily", run_id, "-o", "json"],
@@ -134,24 +140,56 @@ def task_overhead(work: Path, project: Path, env: dict[str, str]) -> None:
     nodes = {task: task.replace("-", "_") for task in durations}
     names = json.dumps(list(nodes.values()))
     own = _last_json(
-        _run([str(BIN / "python"), "-c", NODE_SCRIPT, str(project), names], project, env).stdout
+        _run(
+            [str(BIN / "python"), "-c", NODE_SCRIPT, str(project), names, identity], project, env
+        ).stdout
     )
-    print("\nPer-task overhead, test env daily DAG under `airflow dags test` (goal ≤ 3 s)")
-    print(f"{'task':<34} {'airflow s':>9} {'node s':>7} {'overhead s':>10}")
-    overheads = []
+    local = local_executor_durations(work, project) if local_executor else {}
+    print("\nPer-task overhead, test env daily DAG (goal ≤ 3 s): `airflow dags test` (one process)")
+    print("and, with --local-executor, a LocalExecutor deployment (a process per task)")
+    print(f"{'task':<34} {'dags test s':>11} {'local s':>8} {'node s':>7} {'overhead s':>17}")
+    overheads, local_overheads = [], []
     for task, seconds in sorted(durations.items(), key=lambda kv: -kv[1]):
-        node = nodes[task]
+        node, in_local = nodes[task], local.get(task)
+        shown = f"{in_local:>8.2f}" if in_local is not None else f"{'-':>8}"
         if node not in own:
             # several nodes grouped by memory datasets, or not a Kedro node (the branch)
-            print(f"{task:<34} {seconds:>9.2f} {'-':>7} {'':>10}")
+            print(f"{task:<34} {seconds:>11.2f} {shown} {'-':>7}")
             continue
         overheads.append(seconds - own[node])
-        print(f"{task:<34} {seconds:>9.2f} {own[node]:>7.2f} {seconds - own[node]:>10.2f}")
-    if overheads:
-        print(
-            f"overhead per single-node task: median {statistics.median(overheads):.2f} s, "
-            f"max {max(overheads):.2f} s over {len(overheads)} tasks"
-        )
+        both = f"{seconds - own[node]:.2f}"
+        if in_local is not None:
+            local_overheads.append(in_local - own[node])
+            both += f" / {in_local - own[node]:.2f}"
+        print(f"{task:<34} {seconds:>11.2f} {shown} {own[node]:>7.2f} {both:>17}")
+    for label, values in (("dags test", overheads), ("LocalExecutor", local_overheads)):
+        if values:
+            print(
+                f"overhead per single-node task, {label}: median "
+                f"{statistics.median(values):.2f} s, max {max(values):.2f} s "
+                f"over {len(values)} tasks"
+            )
+
+
+def local_executor_durations(work: Path, project: Path) -> dict[str, float]:
+    """The daily DAG once more on a LocalExecutor deployment; seconds per successful task."""
+    from tests.integration.airflow_stack import AirflowStack
+    from tests.postgres import scratch_database
+
+    with (
+        scratch_database("stock_ml_bench_airflow") as metadata_url,
+        AirflowStack(work / "local_executor", metadata_url) as stack,
+    ):
+        for dag_file in (work / "dags").glob("stock_ml_test_*.py"):
+            (stack.dags / dag_file.name).write_text(dag_file.read_text())
+        stack.wait_for_dags(["test_stock_ml_daily", "test_stock_ml_training"])
+        stack.set_paused("test_stock_ml_training", True)
+        started = time.perf_counter()
+        run_id = stack.trigger("test_stock_ml_daily")
+        state = stack.wait_for_run("test_stock_ml_daily", run_id)
+        print(f"\nLocalExecutor daily DAG run: {state} in {time.perf_counter() - started:.0f} s")
+        tasks = stack.task_instances("test_stock_ml_daily", run_id)
+    return {t: row["duration"] for t, row in tasks.items() if row["state"] == "success"}
 
 
 def _timestamp(value: str) -> float:
@@ -164,6 +202,11 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeat", type=int, default=5, help="parses per DAG file")
     parser.add_argument("--parse-only", action="store_true", help="skip the task overhead part")
+    parser.add_argument(
+        "--local-executor",
+        action="store_true",
+        help="also run the daily DAG on a LocalExecutor deployment (needs PostgreSQL)",
+    )
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="bench_airflow_") as tmp:
         work = Path(tmp)
@@ -180,7 +223,7 @@ def main() -> None:
         started = time.perf_counter()
         parse_times(work, project, env, args.repeat)
         if not args.parse_only:
-            task_overhead(work, project, env)
+            task_overhead(work, project, env, args.local_executor)
         print(f"\nbench wall time {time.perf_counter() - started:.0f} s")
 
 
