@@ -27,7 +27,7 @@ from pathlib import Path
 
 from cryptography.fernet import Fernet
 
-from tests.integration.project import BIN
+from tests.integration.project import BIN, REPO
 
 SERVICES = ("api-server", "scheduler", "dag-processor")
 
@@ -82,12 +82,19 @@ def airflow_env(home: Path, dags: Path, metadata_url: str, port: int) -> dict[st
 
 
 class AirflowStack:
-    """``with AirflowStack(folder, metadata_url) as stack``: migrated DB, services healthy."""
+    """``with AirflowStack(folder, metadata_url) as stack``: migrated DB, services healthy.
 
-    def __init__(self, folder: Path, metadata_url: str) -> None:
+    ``preload``: install the project's airflow/airflow_local_settings.py, as docs/deployment.md
+    says, so task processes start with the project's imports done.
+    """
+
+    def __init__(self, folder: Path, metadata_url: str, preload: bool = True) -> None:
         self.home, self.dags, self.logs = folder / "airflow_home", folder / "dags", folder / "logs"
-        for path in (self.home, self.dags, self.logs):
+        for path in (self.home, self.dags, self.logs, self.home / "config"):
             path.mkdir(parents=True, exist_ok=True)
+        if preload:
+            local_settings = REPO / "airflow" / "airflow_local_settings.py"
+            (self.home / "config" / local_settings.name).write_text(local_settings.read_text())
         self.port = free_port()
         self.base_url = f"http://127.0.0.1:{self.port}"
         self.env = airflow_env(self.home, self.dags, metadata_url, self.port)
