@@ -43,6 +43,16 @@ class RunSummaryHook:
             logger.info(line)
 
 
+def _flat(prefix: str, value) -> dict[str, str]:
+    """``{"a": {"b": 1}}`` → ``{"<prefix>.a.b": "1"}``: nested settings as MLflow param names."""
+    if not isinstance(value, dict):
+        return {prefix: str(value)}
+    flat: dict[str, str] = {}
+    for key, item in value.items():
+        flat.update(_flat(f"{prefix}.{key}", item))
+    return flat
+
+
 class AirflowParentRunHook:
     """All tasks of one Airflow DAG run log under one MLflow parent run.
 
@@ -67,6 +77,7 @@ class AirflowParentRunHook:
 
     def __init__(self) -> None:
         self._pending: tuple[str, str] | None = None
+        self._audit: dict = {}
         self._parent_run_id: str | None = None
 
     @hook_impl
@@ -78,10 +89,16 @@ class AirflowParentRunHook:
         dag_id, run_id = params.get("airflow_dag_id"), params.get("run_id")
         if dag_id and run_id and not mlflow.active_run():
             self._pending = (str(dag_id), str(run_id))
+            self._audit = {
+                "run_id": run_id,
+                "run_date": params.get("run_date"),
+                **(params.get("airflow_audit") or {}),
+            }
 
     @hook_impl(trylast=True)
     def before_pipeline_run(self, run_params, pipeline, catalog) -> None:
-        """After kedro-mlflow started the task's run: tag it as the parent run's child."""
+        """After kedro-mlflow started the task's run: tag it as the parent run's child, and log
+        the task's effective Airflow settings and its DAG run's conf as its params (audit)."""
         import mlflow
 
         task_run = mlflow.active_run()
@@ -89,6 +106,7 @@ class AirflowParentRunHook:
             return
         dag_id, run_id = self._pending
         self._pending = None
+        mlflow.log_params(_flat("airflow", self._audit))
         client = mlflow.MlflowClient()
         experiment_id = task_run.info.experiment_id
         key = f"{dag_id}/{run_id}"

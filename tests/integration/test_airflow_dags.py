@@ -47,6 +47,17 @@ print(json.dumps({
             "params": {k: d.params[k] for k in d.params},
             "tasks": sorted(t.task_id for t in d.tasks),
             "upstream": {t.task_id: sorted(t.upstream_task_ids) for t in d.tasks},
+            "max_active_tasks": d.max_active_tasks,
+            "task_settings": {
+                t.task_id: {
+                    "timeout_s": t.execution_timeout and t.execution_timeout.total_seconds(),
+                    "retries": t.retries,
+                    "retry_delay_s": t.retry_delay.total_seconds(),
+                    "priority_weight": t.priority_weight,
+                    "pool": t.pool,
+                }
+                for t in d.tasks
+            },
             "file": d.fileloc,
         }
         for d in bag.dags.values()
@@ -138,6 +149,28 @@ def test_dag_settings_come_from_each_envs_conf(dagbag: dict) -> None:
         assert dag["tags"] == sorted(["stock_ml", env])
 
 
+def test_task_settings_come_from_conf_by_node_tag(dagbag: dict) -> None:
+    """airflow.yml: task_settings for every task, task_settings_by_tag for tasks holding a node
+    with the tag (base: training 180 min at priority 10; prod: 240 min, and ingest retried 5
+    times 2 minutes apart); a DAG's max_active_tasks from its env."""
+    dags = dagbag["dags"]
+    for env, timeout_min, retries in (("test", 180, 0), ("prod", 240, 3)):
+        training = dags[f"{env}_stock_ml_training"]["task_settings"]
+        (search,) = [t for t in training if "search-model" in t]
+        assert training[search]["timeout_s"] == timeout_min * 60
+        assert training[search]["priority_weight"] == 10
+        assert training[search]["retries"] == retries  # the DAG's: no tag overrides it here
+        assert training["build-features"]["timeout_s"] == 3600  # task_settings: every task
+        assert training["build-features"]["priority_weight"] == 1
+        assert {s["pool"] for s in training.values()} == {"default_pool"}
+    ingest = dags["prod_stock_ml_daily"]["task_settings"]["plan-ingest-extract-prices"]
+    assert (ingest["retries"], ingest["retry_delay_s"]) == (5, 120)
+    test_ingest = dags["test_stock_ml_daily"]["task_settings"]["plan-ingest-extract-prices"]
+    assert (test_ingest["retries"], test_ingest["retry_delay_s"]) == (0, 300)
+    assert dags["prod_stock_ml_daily"]["max_active_tasks"] == 2
+    assert dags["test_stock_ml_daily"]["max_active_tasks"] == 4
+
+
 def test_tasks_follow_the_kedro_pipelines(dagbag: dict) -> None:
     daily = dagbag["dags"]["test_stock_ml_daily"]["tasks"]
     training = dagbag["dags"]["test_stock_ml_training"]["tasks"]
@@ -218,6 +251,13 @@ def test_training_then_daily_dag_run_under_airflow(airflow) -> None:
     )
     task_ids = set(_task_states(airflow, "test_stock_ml_training", training["run_id"]))
     assert sorted(c.info.run_name for c in children) == sorted(task_ids)
+    # audit: each task's run holds the settings it ran with and the DAG run's identity
+    audit = client.get_run(champion.run_id).data.params
+    assert audit["airflow.run_id"] == training["run_id"]
+    assert audit["airflow.run_date"] == "2022-03-11"
+    assert audit["airflow.task.execution_timeout_s"] == str(180 * 60.0)
+    assert audit["airflow.task.priority_weight"] == "10"
+    assert audit["airflow.task.retries"] == "0" and audit["airflow.task.try_number"] == "1"
     # and the logical date is the run date: the model learnt in data time
     assert champion.tags["training_run_date"] == "2022-03-11"
 
