@@ -139,6 +139,7 @@ def test_dag_settings_come_from_each_envs_conf(dagbag: dict) -> None:
         assert backfill["schedule"] is None, "a backfill runs on demand"
         assert backfill["params"] == {"backfill_start": None, "backfill_end": None}
         assert dags[f"{env}_stock_ml_daily"]["params"] == {}
+        assert dags[f"{env}_stock_ml_training"]["params"] == {"search_profile": None}
     for dag_id, dag in dags.items():
         env = dag_id.split("_")[0]
         assert dag["paused"] is (env == "prod")
@@ -169,6 +170,30 @@ def test_task_settings_come_from_conf_by_node_tag(dagbag: dict) -> None:
     assert (test_ingest["retries"], test_ingest["retry_delay_s"]) == (0, 300)
     assert dags["prod_stock_ml_daily"]["max_active_tasks"] == 2
     assert dags["test_stock_ml_daily"]["max_active_tasks"] == 4
+
+
+@pytest.mark.parametrize(
+    ("dag_id", "conf", "complaint"),
+    [
+        ("test_stock_ml_training", {"search_profile": "huge"}, "'huge' is not one of"),
+        ("test_stock_ml_backfill", {"backfill_start": "2021-02-30"}, "is not a 'date'"),
+    ],
+)
+def test_an_invalid_trigger_conf_fails_before_any_task(airflow, dag_id, conf, complaint) -> None:
+    """Params are JSON-schema specs in airflow.yml: Airflow refuses a bad value, naming it."""
+    import subprocess
+
+    result = subprocess.run(
+        [str(BIN / "airflow"), "dags", "test", dag_id, "-c", json.dumps(conf)],
+        cwd=airflow["cwd"],
+        env=airflow["env"],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    output = result.stdout + result.stderr
+    assert result.returncode != 0 and complaint in output, output[-3000:]
+    assert "stock_ml audit:" not in output, "no task ran"
 
 
 def test_tasks_follow_the_kedro_pipelines(dagbag: dict) -> None:
