@@ -43,16 +43,6 @@ class RunSummaryHook:
             logger.info(line)
 
 
-def _flat(prefix: str, value) -> dict[str, str]:
-    """``{"a": {"b": 1}}`` → ``{"<prefix>.a.b": "1"}``: nested settings as MLflow param names."""
-    if not isinstance(value, dict):
-        return {prefix: str(value)}
-    flat: dict[str, str] = {}
-    for key, item in value.items():
-        flat.update(_flat(f"{prefix}.{key}", item))
-    return flat
-
-
 class AirflowParentRunHook:
     """All tasks of one Airflow DAG run log under one MLflow parent run.
 
@@ -101,12 +91,14 @@ class AirflowParentRunHook:
         the task's effective Airflow settings and its DAG run's conf as its params (audit)."""
         import mlflow
 
+        from stock_ml.io.mlflow_run_datasets import flatten
+
         task_run = mlflow.active_run()
         if self._pending is None or task_run is None:
             return
         dag_id, run_id = self._pending
         self._pending = None
-        mlflow.log_params(_flat("airflow", self._audit))
+        mlflow.log_params(flatten(self._audit, "airflow."))
         client = mlflow.MlflowClient()
         experiment_id = task_run.info.experiment_id
         key = f"{dag_id}/{run_id}"

@@ -44,15 +44,6 @@ def register_pipelines() -> dict[str, Pipeline]:
     }
     publish_data = stages["publish"].only_nodes_with_tags("publish_data")
     data = stages["ingest"] + stages["silver"] + stages["feature_store"] + publish_data
-    stages_in_order = [
-        "ingest",
-        "silver",
-        "feature_store",
-        "training",
-        "inference",
-        "monitoring",
-        "publish",
-    ]
     return {
         **stages,
         "daily": data + stages["inference"] + stages["monitoring"] + stages["publish"],
@@ -60,5 +51,5 @@ def register_pipelines() -> dict[str, Pipeline]:
         "backfill": data,
         "rollback": promotion.create_rollback_pipeline(),
         "init_serving_store": serving_store.create_pipeline(),
-        "__default__": sum((stages[name] for name in stages_in_order), Pipeline([])),
+        "__default__": sum(stages.values(), Pipeline([])),  # stages are listed in run order
     }

@@ -11,9 +11,11 @@ gets rows (prod's own gates reject it on this sample, see the closing note of is
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
+import os
 import shutil
-import socket
+import signal
 import subprocess
 import time
 import urllib.request
@@ -24,7 +26,8 @@ import pytest
 import yaml
 from sqlalchemy import create_engine, text
 
-from tests.integration.project import BIN, command_env, copy_project, run
+from tests.integration.airflow_stack import free_port
+from tests.integration.project import BIN, REPO, command_env, copy_project, run
 from tests.postgres import scratch_database
 
 pytestmark = pytest.mark.slow
@@ -39,12 +42,6 @@ PROD_PARAMS = (
 )
 
 
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
 @pytest.fixture(scope="module")
 def services(tmp_path_factory):
     """A scratch database for the serving store, one for MLflow, and the MLflow server."""
@@ -53,34 +50,29 @@ def services(tmp_path_factory):
         scratch_database("stock_ml_ci_serving") as serving_url,
         scratch_database("stock_ml_ci_mlflow") as mlflow_backend,
     ):
-        port = _free_port()
+        port = free_port()
         log = (root / "mlflow_server.log").open("w")
+        # the documented command (make mlflow-server), in a process group stopped as one
         server = subprocess.Popen(
             [
-                str(BIN / "mlflow"),
-                "server",
-                "--backend-store-uri",
-                mlflow_backend,
-                "--artifacts-destination",
-                str(root / "mlartifacts"),
-                "--host",
-                "127.0.0.1",
-                "--port",
-                str(port),
+                "make", "-C", str(REPO), "mlflow-server",
+                f"MLFLOW_PORT={port}", f"MLFLOW_ARTIFACTS={root / 'mlartifacts'}",
             ],
             stdout=log,
             stderr=subprocess.STDOUT,
-            env=command_env(),
+            env=command_env(STOCK_ML_MLFLOW_BACKEND_URI=mlflow_backend),
             start_new_session=True,
-        )
+        )  # fmt: skip
         tracking_uri = f"http://127.0.0.1:{port}"
         try:
             _wait_for(f"{tracking_uri}/health", server, root / "mlflow_server.log")
             secret_url = serving_url.replace("postgres@", f"postgres:{PASSWORD}@")
             yield {"serving_url": secret_url, "tracking_uri": tracking_uri, "root": root}
         finally:
-            server.terminate()
+            os.killpg(server.pid, signal.SIGTERM)
             server.wait(timeout=60)
+            with contextlib.suppress(ProcessLookupError):  # what make started goes with it
+                os.killpg(server.pid, signal.SIGKILL)
             log.close()
 
 

@@ -12,34 +12,23 @@ from __future__ import annotations
 from typing import Any
 
 from kedro.io import AbstractDataset, DatasetError
-from sqlalchemy import create_engine, text
-from sqlalchemy.engine import make_url
+from sqlalchemy import text
+
+from stock_ml.io.postgres_connection import described, postgres_engine, postgres_url
 
 
 class PostgresStatementsDataset(AbstractDataset[list[str], None]):
     def __init__(self, credentials: dict[str, Any] | None, metadata: dict | None = None) -> None:
-        # Checked on save, not here: every run builds the catalog, only the init step needs this.
-        con = (credentials or {}).get("con")
-        self._url = make_url(con) if con else None
+        self._url = postgres_url(credentials)
         self.metadata = metadata
 
     def _describe(self) -> dict[str, Any]:
-        # never the password: the URL rendered with it hidden
-        return {"url": self._url.render_as_string(hide_password=True) if self._url else None}
+        return {"url": described(self._url)}
 
     def load(self) -> None:
         raise DatasetError("PostgresStatementsDataset only runs statements (save)")
 
     def save(self, data: list[str]) -> None:
-        if self._url is None:
-            raise DatasetError(
-                "no PostgreSQL URL: set STOCK_ML_POSTGRES_URL "
-                "(postgresql+psycopg://user:pass@host:5432/db)"
-            )
-        engine = create_engine(self._url)
-        try:
-            with engine.begin() as connection:
-                for statement in data:
-                    connection.execute(text(statement))
-        finally:
-            engine.dispose()
+        with postgres_engine(self._url) as engine, engine.begin() as connection:
+            for statement in data:
+                connection.execute(text(statement))

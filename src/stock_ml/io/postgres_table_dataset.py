@@ -16,9 +16,10 @@ from typing import Any
 
 import pandas as pd
 from kedro.io import AbstractDataset, DatasetError
-from sqlalchemy import MetaData, Table, create_engine, delete, insert, select, tuple_
-from sqlalchemy.engine import make_url
+from sqlalchemy import MetaData, Table, delete, insert, select, tuple_
 from sqlalchemy.exc import NoSuchTableError
+
+from stock_ml.io.postgres_connection import described, postgres_engine, postgres_url
 
 
 class PostgresTableDataset(AbstractDataset[pd.DataFrame, pd.DataFrame]):
@@ -32,25 +33,18 @@ class PostgresTableDataset(AbstractDataset[pd.DataFrame, pd.DataFrame]):
     ) -> None:
         if not replace_by:
             raise DatasetError(f"{schema}.{table}: replace_by needs at least one column")
-        con = (credentials or {}).get("con")
-        self._url = make_url(con) if con else None
+        self._url = postgres_url(credentials)
         self._schema = schema
         self._table = table
         self._replace_by = list(replace_by)
         self.metadata = metadata
 
     def _describe(self) -> dict[str, Any]:
-        url = self._url.render_as_string(hide_password=True) if self._url else None
         table = f"{self._schema}.{self._table}"
-        return {"table": table, "replace_by": self._replace_by, "url": url}
+        return {"table": table, "replace_by": self._replace_by, "url": described(self._url)}
 
     def _engine(self):
-        if self._url is None:
-            raise DatasetError(
-                f"{self._schema}.{self._table}: no PostgreSQL URL: set STOCK_ML_POSTGRES_URL "
-                "(postgresql+psycopg://user:pass@host:5432/db)"
-            )
-        return create_engine(self._url)
+        return postgres_engine(self._url, f"{self._schema}.{self._table}")
 
     def _reflect(self, connection) -> Table:
         try:
@@ -63,13 +57,8 @@ class PostgresTableDataset(AbstractDataset[pd.DataFrame, pd.DataFrame]):
             ) from error
 
     def load(self) -> pd.DataFrame:
-        engine = self._engine()
-        try:
-            with engine.connect() as connection:
-                table = self._reflect(connection)
-                return pd.read_sql(select(table), connection)
-        finally:
-            engine.dispose()
+        with self._engine() as engine, engine.connect() as connection:
+            return pd.read_sql(select(self._reflect(connection)), connection)
 
     def save(self, data: pd.DataFrame) -> None:
         where = f"{self._schema}.{self._table}"
@@ -79,18 +68,14 @@ class PostgresTableDataset(AbstractDataset[pd.DataFrame, pd.DataFrame]):
         # Python objects, NULL for every missing value (NaN, NaT, pd.NA): what the driver takes.
         rows = data.astype(object).where(data.notna(), None)
         keys = rows[self._replace_by].drop_duplicates()
-        engine = self._engine()
-        try:
-            with engine.begin() as connection:
-                table = self._reflect(connection)
-                unknown = sorted(set(rows.columns) - set(table.columns.keys()))
-                if unknown:
-                    raise DatasetError(f"{where} has no columns {unknown}")
-                if len(keys):
-                    key_columns = tuple_(*(table.columns[name] for name in self._replace_by))
-                    key_values = list(keys.itertuples(index=False, name=None))
-                    connection.execute(delete(table).where(key_columns.in_(key_values)))
-                if len(rows):
-                    connection.execute(insert(table), rows.to_dict("records"))
-        finally:
-            engine.dispose()
+        with self._engine() as engine, engine.begin() as connection:
+            table = self._reflect(connection)
+            unknown = sorted(set(rows.columns) - set(table.columns.keys()))
+            if unknown:
+                raise DatasetError(f"{where} has no columns {unknown}")
+            if len(keys):
+                key_columns = tuple_(*(table.columns[name] for name in self._replace_by))
+                key_values = list(keys.itertuples(index=False, name=None))
+                connection.execute(delete(table).where(key_columns.in_(key_values)))
+            if len(rows):
+                connection.execute(insert(table), rows.to_dict("records"))

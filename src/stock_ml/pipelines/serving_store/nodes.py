@@ -98,7 +98,8 @@ def conform_rows(frame: pd.DataFrame, store: dict, table: str) -> pd.DataFrame:
     table does not declare are not served: the serving tables are a projection of the lake.
     """
     where = f"serving_store.tables.{table}"
-    columns = (store.get("tables") or {}).get(table, {}).get("columns")
+    spec = (store.get("tables") or {}).get(table, {})
+    columns = spec.get("columns")
     if not columns:
         raise ValueError(f"{where}: not declared")
     missing = [column for column in columns if column not in frame.columns]
@@ -119,7 +120,7 @@ def conform_rows(frame: pd.DataFrame, store: dict, table: str) -> pd.DataFrame:
             rows[column] = values.astype("boolean")
         else:
             rows[column] = values.astype("string")
-    key = list(store["tables"][table]["primary_key"])
+    key = list(spec["primary_key"])
     bad = rows[key].isna().any(axis=1) | rows.duplicated(key, keep=False)
     if bad.any():
         example = rows.loc[bad, key].iloc[0].to_dict()
