@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
 import pytest
@@ -21,3 +22,13 @@ def test_env_project(tmp_path_factory: pytest.TempPathFactory) -> Path:
         cwd=project,
     )
     return project
+
+
+@pytest.fixture
+def conf(tmp_path: Path) -> Path:
+    """A copy of the project's conf (conf/local empty) that a test may change."""
+    conf = tmp_path / "conf"
+    repo = Path(__file__).resolve().parents[1]
+    shutil.copytree(repo / "conf", conf, ignore=shutil.ignore_patterns("local"))
+    (conf / "local").mkdir()
+    return conf

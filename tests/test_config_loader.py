@@ -3,22 +3,11 @@ conf/local. Run through the project's settings, as a KedroSession loads them."""
 
 from __future__ import annotations
 
-import shutil
 from pathlib import Path
 
 import pytest
 
 from stock_ml import settings
-
-REPO = Path(__file__).resolve().parents[1]
-
-
-@pytest.fixture
-def conf(tmp_path: Path) -> Path:
-    conf = tmp_path / "conf"
-    shutil.copytree(REPO / "conf", conf, ignore=shutil.ignore_patterns("local"))
-    (conf / "local").mkdir()
-    return conf
 
 
 def _loader(conf: Path, env: str = "prod"):

@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 from kedro.framework.project import configure_project
 
+from stock_ml.model_scope import PER_SYMBOL, POOLED, ModelScope
 from stock_ml.pipeline_registry import register_pipelines
 
 STAGES = [
@@ -21,7 +22,7 @@ STAGES = [
 @pytest.fixture(scope="module")
 def pipelines():
     configure_project("stock_ml")
-    return register_pipelines()
+    return register_pipelines(ModelScope(POOLED))
 
 
 PUBLISH_DATA = {"publish_data_health", "publish_quarantine"}
@@ -172,3 +173,62 @@ def test_rollback_reads_the_registry_and_writes_the_champion(pipelines):
         "champion_model@update",
         "promotion_history",
     }
+
+
+def test_without_a_session_the_scope_is_pooled() -> None:
+    """A bare register_pipelines() (no session has created a config loader in this process, or
+    the latest one is pooled) registers no per-symbol pipeline."""
+    names = set(register_pipelines())
+    assert not {name for name in names if name.startswith("training_")}
+
+
+@pytest.fixture(scope="module")
+def per_symbol_pipelines():
+    configure_project("stock_ml")
+    return register_pipelines(ModelScope(PER_SYMBOL, ("AAA", "BRK.B")))
+
+
+def test_per_symbol_registers_one_namespaced_training_per_symbol(pipelines, per_symbol_pipelines):
+    names = set(per_symbol_pipelines)
+    assert names - set(pipelines) == {"training_aaa", "training_brk_b"}
+    aaa = per_symbol_pipelines["training_aaa"]
+    pooled = {node.name for node in pipelines["training"].nodes}
+    assert {node.name for node in aaa.nodes} == {"per_symbol.aaa.select_symbol"} | {
+        f"per_symbol.aaa.{name}" for name in pooled
+    }
+    assert {node.namespace for node in aaa.nodes} == {"per_symbol.aaa"}
+    # Shared: the gold model input (filtered by the first node) and silver prices; the symbol's
+    # registry, champion and promotion history are its own; training/promotion parameters come
+    # from model_scope.per_symbol, the rest are the env's.
+    assert aaa.inputs() == {
+        "gold_model_input",
+        "silver_prices@pandas",
+        "per_symbol.aaa.current_champion",
+        "per_symbol.aaa.model_registry",
+        "per_symbol.aaa.stored_promotion_history",
+        "params:decision_threshold",
+        "params:feature_store.label.horizon",
+        "params:run",
+        "params:model_scope.per_symbol.promotion",
+        "params:model_scope.per_symbol.training.evaluation",
+        "params:model_scope.per_symbol.training.search",
+        "params:model_scope.per_symbol.training.seed",
+        "params:model_scope.per_symbol.training.split",
+    }
+    assert "per_symbol.aaa.challenger_model" in aaa.all_outputs()
+    assert "per_symbol.aaa.champion_model@update" in aaa.all_outputs()
+
+
+def test_per_symbol_training_stage_and_retraining_hold_every_symbol(
+    pipelines, per_symbol_pipelines
+):
+    stage = per_symbol_pipelines["training"]
+    assert {node.namespace for node in stage.nodes} == {"per_symbol.aaa", "per_symbol.brk_b"}
+    retraining = per_symbol_pipelines["retraining"]
+    assert _names(stage) <= _names(retraining)
+    assert _names(retraining) - _names(stage) == _names(pipelines["retraining"]) - _names(
+        pipelines["training"]
+    )
+    # Everything but training is the pooled scope's.
+    for name in ["daily", "backfill", "inference", "monitoring", "publish", "rollback"]:
+        assert _names(per_symbol_pipelines[name]) == _names(pipelines[name]), name

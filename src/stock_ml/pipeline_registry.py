@@ -11,6 +11,11 @@ decide) and ``backfill`` (refetch a date range into the stores; run with ``inges
 ``init_serving_store`` creates the env's PostgreSQL schema and tables (``make init-prod``).
 ``__default__`` runs every stage once in order.
 
+With ``model_scope.kind: per_symbol`` (env conf; see stock_ml.model_scope) the training stage is
+one namespaced pipeline per symbol of the env's universe, each also registered on its own as
+``training_<symbol>`` (its own Airflow DAG, which trains on the gold store the daily DAG keeps);
+``retraining`` then refreshes the data and trains every symbol's model.
+
 The stages are listed explicitly rather than found with ``find_pipelines``: Kedro 1.7 narrows
 ``find_pipelines`` to the pipeline names a run asks for, so a group such as ``daily`` (no folder of
 its own) would find none of its stages.
@@ -20,6 +25,7 @@ from __future__ import annotations
 
 from kedro.pipeline import Pipeline
 
+from stock_ml.model_scope import PER_SYMBOL, ModelScope, active_scope, symbol_key
 from stock_ml.pipelines import (
     feature_store,
     inference,
@@ -32,12 +38,24 @@ from stock_ml.pipelines import (
 )
 
 
-def register_pipelines() -> dict[str, Pipeline]:
+def register_pipelines(scope: ModelScope | None = None) -> dict[str, Pipeline]:
+    """Kedro calls this without arguments: the scope is then the env's whose session is being
+    created (stock_ml.model_scope.active_scope)."""
+    scope = scope or active_scope()
+    pooled_training = training.create_pipeline() + promotion.create_pipeline()
+    by_symbol = {
+        f"training_{symbol_key(symbol)}": training.create_symbol_pipeline(
+            pooled_training, symbol, namespace
+        )
+        for symbol, namespace in scope.namespaces.items()
+    }
     stages = {
         "ingest": ingest.create_pipeline(),
         "silver": silver.create_pipeline(),
         "feature_store": feature_store.create_pipeline(),
-        "training": training.create_pipeline() + promotion.create_pipeline(),
+        "training": (
+            sum(by_symbol.values(), Pipeline([])) if scope.kind == PER_SYMBOL else pooled_training
+        ),
         "inference": inference.create_pipeline(),
         "monitoring": monitoring.create_pipeline() + promotion.create_shadow_pipeline(),
         "publish": serving_store.create_publish_pipeline(),
@@ -46,6 +64,7 @@ def register_pipelines() -> dict[str, Pipeline]:
     data = stages["ingest"] + stages["silver"] + stages["feature_store"] + publish_data
     return {
         **stages,
+        **by_symbol,
         "daily": data + stages["inference"] + stages["monitoring"] + stages["publish"],
         "retraining": data + stages["training"],
         "backfill": data,

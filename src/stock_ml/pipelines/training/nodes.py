@@ -30,6 +30,17 @@ ALWAYS_UP = "always_up"
 MOMENTUM = "momentum"
 
 
+def select_symbol(model_input: pd.DataFrame, symbol: str) -> pd.DataFrame:
+    """One symbol's rows of the gold model input: a per-symbol model's training data.
+
+    The features were built over the whole universe (cross-sectional ranks included), so a
+    one-symbol model sees the same feature values a pooled model would."""
+    rows = model_input[model_input["symbol"] == symbol].reset_index(drop=True)
+    if rows.empty:
+        raise ValueError(f"model_scope per_symbol: the gold model input has no rows of {symbol}")
+    return rows
+
+
 def split_by_date(
     model_input: pd.DataFrame, split: dict, horizon: int
 ) -> tuple[pd.DataFrame, pd.DataFrame, dict]:

@@ -1,5 +1,7 @@
 """Training pipeline: gold model input → searched, evaluated model registered as ``challenger``."""
 
+from functools import partial, update_wrapper
+
 from kedro.pipeline import Pipeline, node
 
 from stock_ml.pipelines.training.nodes import (
@@ -11,8 +13,15 @@ from stock_ml.pipelines.training.nodes import (
     score_holdout,
     search_model,
     search_trials_table,
+    select_symbol,
     split_by_date,
 )
+
+# Datasets a per-symbol pipeline shares with the pooled one (everything else is namespaced).
+SHARED_INPUTS = {"gold_model_input", "silver_prices@pandas"}
+# A one-symbol model reads these blocks from model_scope.per_symbol (the env's own blocks with the
+# per-symbol changes merged in; parameters_training.yml, stock_ml.model_scope).
+PER_SYMBOL_BLOCKS = ("training", "promotion")
 
 
 def create_pipeline(**kwargs) -> Pipeline:
@@ -114,4 +123,37 @@ def create_pipeline(**kwargs) -> Pipeline:
             ),
         ],
         tags=["training"],
+    )
+
+
+def create_symbol_pipeline(training: Pipeline, symbol: str, namespace: str) -> Pipeline:
+    """``training`` (training + promotion) for one symbol, as the namespaced pipeline
+    ``namespace``: its rows of the gold model input, its own registered model, aliases and
+    promotion history (catalog factories ``per_symbol.{symbol}.*``), the per-symbol search,
+    evaluation and gates; the other parameters and the silver prices are shared."""
+    select = update_wrapper(partial(select_symbol, symbol=symbol), select_symbol)
+    rows = Pipeline(
+        [
+            node(
+                select,
+                inputs="gold_model_input",
+                outputs=f"{namespace}.gold_model_input",
+                name="select_symbol",
+                namespace=namespace,
+            )
+        ],
+        tags=["training"],
+    )
+    names = (i.removeprefix("params:") for i in training.inputs() if i.startswith("params:"))
+    parameters = {
+        name: f"model_scope.per_symbol.{name}" if name.split(".")[0] in PER_SYMBOL_BLOCKS else name
+        for name in names
+    }
+    shared = SHARED_INPUTS & training.inputs()
+    return rows + Pipeline(
+        training,
+        namespace=namespace,
+        inputs={name for name in shared if name != "gold_model_input"},
+        parameters=parameters,
+        tags=["per_symbol"],
     )
