@@ -34,8 +34,10 @@ export DO_NOT_TRACK := 1
 
 install: $(STAMP)
 
-# Locked versions (requirements.lock, from `uv pip compile pyproject.toml --extra dev`) so every
-# clone resolves the same stack; uv because pip's resolver backtracks for minutes on Airflow.
+# Locked versions (requirements.lock, from `.venv/bin/uv pip compile pyproject.toml --extra dev
+# --python-version 3.11 --no-header -o requirements.lock`, which keeps the pins already in the
+# file) so every clone resolves the same stack; uv because pip's resolver backtracks for minutes
+# on Airflow.
 $(STAMP): pyproject.toml requirements.lock
 	$(PYTHON) -c 'import sys; assert sys.version_info[:2] == (3, 11), "Python 3.11 is required, found " + sys.version'
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)

@@ -58,6 +58,7 @@ print(json.dumps({
                 }
                 for t in d.tasks
             },
+            "operators": {t.task_id: type(t).__name__ for t in d.tasks},
             "file": d.fileloc,
         }
         for d in bag.dags.values()
@@ -170,6 +171,17 @@ def test_task_settings_come_from_conf_by_node_tag(dagbag: dict) -> None:
     assert (test_ingest["retries"], test_ingest["retry_delay_s"]) == (0, 300)
     assert dags["prod_stock_ml_daily"]["max_active_tasks"] == 2
     assert dags["test_stock_ml_daily"]["max_active_tasks"] == 4
+
+
+def test_every_kedro_task_runs_in_the_worker_by_default(dagbag: dict) -> None:
+    """No env's conf sets `operator`: every Kedro task is a @task (operator: python) of the
+    worker's process; the daily DAG's branch and trigger are the only other operators."""
+    for dag_id, dag in dagbag["dags"].items():
+        operators = dict(dag["operators"])
+        if dag_id.endswith("_daily"):
+            assert operators.pop("retrain-required") == "_BranchPythonDecoratedOperator"
+            assert operators.pop("trigger-training") == "TriggerDagRunOperator"
+        assert set(operators.values()) == {"_PythonDecoratedOperator"}, dag_id
 
 
 @pytest.mark.parametrize(
