@@ -85,7 +85,8 @@ def read_csv_partitions(
             raise ValueError(
                 f"{partition_id}: file name does not match symbol_pattern {pattern.pattern!r}"
             )
-        if match and _outside(pd.Series([match["symbol"].upper()]), skip_symbols, only_symbols)[0]:
+        symbol = match["symbol"].upper() if match else None
+        if symbol and (symbol not in only_symbols if narrowed else symbol in skip_symbols):
             where = "outside this run's scope" if narrowed else "in a disabled exchange group"
             logger.info("Skipped %s: %s is %s", partition_id, match["symbol"], where)
             continue
