@@ -76,3 +76,29 @@ def test_mlflow_run_name_follows_the_run_identity(conf, runtime_params, name) ->
         str(conf), env="test", runtime_params=runtime_params, **settings.CONFIG_LOADER_ARGS
     )
     assert loader["mlflow"]["tracking"]["run"]["name"] == name
+
+
+@pytest.mark.parametrize(
+    "runtime_params",
+    [
+        "symbols=AAA CCC",  # kedro run --params "symbols=AAA CCC"
+        "symbols=[AAA CCC]",
+        "symbols=aaa ccc,exchange_groups=warsaw",
+        {"symbols": ["AAA", "CCC"]},  # an Airflow Param: a list, passed on intact
+    ],
+)
+def test_a_run_scope_from_the_cli_or_airflow_narrows_the_universe(conf, runtime_params) -> None:
+    from kedro.framework.cli.utils import _split_params
+
+    from stock_ml.universe import scope_symbols
+
+    if isinstance(runtime_params, str):  # what kedro's CLI makes of --params
+        runtime_params = _split_params(None, None, runtime_params)
+    loader = settings.CONFIG_LOADER_CLASS(
+        str(conf), env="test", runtime_params=runtime_params, **settings.CONFIG_LOADER_ARGS
+    )
+    params = loader["parameters"]
+    assert scope_symbols(params["universe"], params["run"]) == frozenset({"AAA", "CCC"})
+    whole = _loader(conf, "test")["parameters"]
+    assert (whole["run"]["symbols"], whole["run"]["exchange_groups"]) == (None, None)
+    assert scope_symbols(whole["universe"], whole["run"]) is None

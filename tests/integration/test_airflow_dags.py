@@ -21,6 +21,10 @@ pytestmark = pytest.mark.slow
 # first daily run happen before the shift (healthy); a daily run at the month's end sees it.
 SCENARIO = "conf/scenarios/regime_shift_month.yml"
 BEFORE_SHIFT, AFTER_SHIFT = "2022-03-11T12:00:00+00:00", "2022-03-31T12:00:00+00:00"
+# A second daily run of the same session, narrowed to two symbols: another logical time, since
+# `airflow dags test` replaces the run of an identical logical date (and reuses its run id).
+NARROWED_RERUN = "2022-03-11T13:00:00+00:00"
+SCOPE_PARAMS = {"symbols": None, "exchange_groups": None}
 
 EXPECTED_DAG_IDS = {
     f"{env}_stock_ml_{group}"
@@ -138,8 +142,12 @@ def test_dag_settings_come_from_each_envs_conf(dagbag: dict) -> None:
     for env in ("dev", "test", "prod"):
         backfill = dags[f"{env}_stock_ml_backfill"]
         assert backfill["schedule"] is None, "a backfill runs on demand"
-        assert backfill["params"] == {"backfill_start": None, "backfill_end": None}
-        assert dags[f"{env}_stock_ml_daily"]["params"] == {}
+        assert backfill["params"] == {
+            "backfill_start": None,
+            "backfill_end": None,
+            **SCOPE_PARAMS,
+        }
+        assert dags[f"{env}_stock_ml_daily"]["params"] == SCOPE_PARAMS
         assert dags[f"{env}_stock_ml_training"]["params"] == {"search_profile": None}
     for dag_id, dag in dags.items():
         env = dag_id.split("_")[0]
@@ -189,6 +197,9 @@ def test_every_kedro_task_runs_in_the_worker_by_default(dagbag: dict) -> None:
     [
         ("test_stock_ml_training", {"search_profile": "huge"}, "'huge' is not one of"),
         ("test_stock_ml_backfill", {"backfill_start": "2021-02-30"}, "is not a 'date'"),
+        ("test_stock_ml_daily", {"symbols": 7}, "7 is not of type 'null', 'array'"),
+        ("test_stock_ml_daily", {"symbols": ["AAA", 7]}, "7 is not of type 'string'"),
+        ("test_stock_ml_backfill", {"exchange_groups": "warsaw"}, "'warsaw' is not of type"),
     ],
 )
 def test_an_invalid_trigger_conf_fails_before_any_task(airflow, dag_id, conf, complaint) -> None:
@@ -234,7 +245,7 @@ def test_transcoded_datasets_order_their_tasks(dagbag: dict) -> None:
 def _dags_test(airflow, dag_id: str, conf: dict | None = None, logical_date: str = "") -> dict:
     extra = ["-c", json.dumps(conf)] if conf else []
     when = [logical_date] if logical_date else []
-    run(
+    tested = run(
         [str(BIN / "airflow"), "dags", "test", dag_id, *when, *extra],
         cwd=airflow["cwd"],
         env=airflow["env"],
@@ -246,7 +257,8 @@ def _dags_test(airflow, dag_id: str, conf: dict | None = None, logical_date: str
     )
     json_line = next(line for line in listed.stdout.splitlines() if line.startswith("[{"))
     # the run `dags test` just ran: a run another DAG triggered stays queued, never started here
-    return max(json.loads(json_line), key=lambda r: r["start_date"] or "")
+    latest = max(json.loads(json_line), key=lambda r: r["start_date"] or "")
+    return {**latest, "output": tested.stdout + tested.stderr}
 
 
 def _runs(airflow, dag_id: str) -> list[dict]:
@@ -328,6 +340,88 @@ def test_training_then_daily_dag_run_under_airflow(airflow) -> None:
     assert len(_runs(airflow, "test_stock_ml_training")) == training_runs
     # the DAGs ran the scratch copy (their baked project path), and only its test env
     assert env_outputs(project, "dev") == [] and env_outputs(project, "prod") == []
+
+
+def _partition(folder: Path, run_id: str) -> pd.DataFrame:
+    (path,) = folder.rglob(f"run_id={safe_run_id(run_id)}.parquet")
+    return pd.read_parquet(path)
+
+
+def test_a_trigger_conf_narrows_the_daily_run_to_its_symbols(airflow) -> None:
+    """Issue 8's acceptance: the daily DAG triggered with {"symbols": ["AAA", "CCC"]} after a full
+    daily run of the same session works on AAA and CCC only, and keeps the other four symbols'
+    predictions in the log and in latest.json."""
+    root = airflow["project"] / "data" / "test_stock_data"
+    full = max(
+        (r for r in _runs(airflow, "test_stock_ml_daily") if r["state"] == "success"),
+        key=lambda r: r["start_date"] or "",
+    )
+    assert full["logical_date"].startswith("2022-03-11")
+    client = mlflow.MlflowClient(tracking_uri=f"sqlite:///{root / 'mlflow.db'}")
+    champion = int(client.get_model_version_by_alias("test_stock_ml_direction", "champion").version)
+    narrowed = _dags_test(
+        airflow, "test_stock_ml_daily", {"symbols": ["AAA", "CCC"]}, logical_date=NARROWED_RERUN
+    )
+    assert narrowed["state"] == "success" and narrowed["run_id"] != full["run_id"]
+    # the Param reached every task's KedroSession as a list, intact
+    audits = [
+        json.loads(line.split("stock_ml audit: ", 1)[1])
+        for line in narrowed["output"].splitlines()
+        if "stock_ml audit: " in line
+    ]
+    assert audits and all(a["symbols"] == ["AAA", "CCC"] for a in audits)
+    assert "Run scope: 2 symbols ['AAA', 'CCC']" in narrowed["output"]
+
+    # ingest and data health: only the scope (the feed has no newer session: bronze is empty)
+    bronze = _partition(root / "02_bronze" / "prices", narrowed["run_id"])
+    assert set(bronze["symbol"]) <= {"AAA", "CCC"}
+    health = _partition(root / "03_silver" / "data_health", narrowed["run_id"])
+    assert sorted(health["symbol"]) == ["AAA", "CCC"]
+    assert set(health["status"]) == {"fresh"}
+    full_health = _partition(root / "03_silver" / "data_health", full["run_id"])
+    assert sorted(full_health["symbol"]) == ["AAA", "BBB", "CCC", "DDD", "EEE", "FFF"]
+
+    # the prediction log: the session's partition of the champion still has all six symbols,
+    # AAA and CCC rescored by this run, the other four from the full run
+    log = root / "07_predictions" / "predictions"
+    day = pd.read_parquet(log / "as_of_date=2022-03-11" / f"model_version={champion}.parquet")
+    by_symbol = day.set_index("symbol")["scored_by_run"].to_dict()
+    assert by_symbol == {
+        "AAA": narrowed["run_id"],
+        "BBB": full["run_id"],
+        "CCC": narrowed["run_id"],
+        "DDD": full["run_id"],
+        "EEE": full["run_id"],
+        "FFF": full["run_id"],
+    }
+    every = pd.concat(pd.read_parquet(p) for p in log.glob("as_of_date=*/*.parquet"))
+    assert not every.duplicated(["target_prediction_date", "symbol", "model_version"]).any()
+    rescored = every[every["scored_by_run"] == narrowed["run_id"]]
+    assert set(rescored["symbol"]) == {"AAA", "CCC"}
+    assert set(every.loc[every["scored_by_run"] == full["run_id"], "symbol"]) == {
+        "BBB",
+        "DDD",
+        "EEE",
+        "FFF",
+    }
+
+    # publish: this run's rows only for its scope; the API still serves every symbol
+    served = pd.read_parquet(root / "09_serving" / "predictions.parquet")
+    assert set(served["symbol"]) == {"AAA", "CCC"}
+    assert set(served["scored_by_run"]) == {narrowed["run_id"]} and len(served) == len(rescored)
+    latest = json.loads((root / "07_predictions" / "api" / "latest.json").read_text())
+    assert latest["as_of_date"] == "2022-03-11"
+    assert [p["symbol"] for p in latest["predictions"]] == [
+        "AAA",
+        "BBB",
+        "CCC",
+        "DDD",
+        "EEE",
+        "FFF",
+    ]
+    assert {p["model_version"] for p in latest["predictions"]} == {champion}
+    served_data_health = pd.read_parquet(root / "09_serving" / "data_health.parquet")
+    assert sorted(served_data_health["symbol"]) == ["AAA", "CCC"]
 
 
 def test_after_the_regime_shift_the_daily_dag_triggers_training(airflow) -> None:

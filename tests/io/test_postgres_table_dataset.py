@@ -5,6 +5,7 @@ reach SQL quoted. Skipped, saying why, where no PostgreSQL answers; CI's machine
 from __future__ import annotations
 
 import datetime as dt
+from pathlib import Path
 
 import pandas as pd
 import pytest
@@ -12,6 +13,7 @@ from kedro.io import DatasetError
 from sqlalchemy import create_engine, text
 
 from stock_ml.io import PostgresTableDataset
+from stock_ml.pipelines.serving_store.nodes import conform_rows, serving_store_ddl
 from tests.postgres import URL, require_postgres
 
 SCHEMA = "io_test_stock_data"
@@ -95,3 +97,62 @@ def test_no_url_is_an_error_and_the_password_is_never_described() -> None:
         schema="s", table="t", replace_by=["k"], credentials={"con": "postgresql://u:s3cret@h/db"}
     )
     assert "s3cret" not in str(secret) and "@h/db" in str(secret)
+
+
+def _conf(*parts: str) -> dict:
+    import yaml
+
+    return yaml.safe_load(Path(__file__).parents[2].joinpath("conf", *parts).read_text())
+
+
+def _predictions(day: int, version: int, scores: dict[str, float], run: str) -> pd.DataFrame:
+    as_of = pd.Timestamp(2022, 3, day)
+    return pd.DataFrame(
+        {
+            "target_prediction_date": as_of + pd.offsets.BDay(5),
+            "symbol": list(scores),
+            "model_version": version,
+            "as_of_date": as_of,
+            "model_name": "prod_stock_ml_direction",
+            "model_alias": "champion",
+            "role": "serving",
+            "score": list(scores.values()),
+            "predicted_up": [int(s >= 0.5) for s in scores.values()],
+            "mlflow_run_id": f"r{version}",
+            "scored_by_run": run,
+            "scored_at": pd.Timestamp("2022-03-11T18:00:00Z"),
+        }
+    )
+
+
+def test_a_narrowed_publish_of_predictions_keeps_the_other_symbols_rows(engine) -> None:
+    """prod's serving_predictions as conf/prod/catalog.yml declares it (replace_by as_of_date,
+    model_version, symbol), on the table parameters_serving_store.yml declares: a run narrowed
+    to AAA replaces (D, N, AAA) and leaves (D, N, BBB) and (D, other N, AAA)."""
+    store = {**_conf("base", "parameters_serving_store.yml")["serving_store"], "schema": SCHEMA}
+    with engine.begin() as connection:
+        for statement in serving_store_ddl(store):
+            connection.execute(text(statement))
+    entry = _conf("prod", "catalog.yml")["serving_predictions"]
+    assert entry["replace_by"] == ["as_of_date", "model_version", "symbol"]
+    dataset = PostgresTableDataset(
+        schema=SCHEMA,
+        table=entry["table"],
+        replace_by=entry["replace_by"],
+        credentials={"con": URL},
+    )
+
+    def publish(frame: pd.DataFrame) -> None:
+        dataset.save(conform_rows(frame, store, "predictions"))
+
+    publish(_predictions(11, 1, {"AAA": 0.4, "BBB": 0.6}, "full"))
+    publish(_predictions(11, 2, {"AAA": 0.7, "BBB": 0.2}, "full"))
+    publish(_predictions(11, 1, {"AAA": 0.45}, "narrowed"))
+    rows = dataset.load().sort_values(["model_version", "symbol"])
+    assert [(r.model_version, r.symbol, r.score, r.scored_by_run) for r in rows.itertuples()] == [
+        (1, "AAA", 0.45, "narrowed"),
+        (1, "BBB", 0.6, "full"),
+        (2, "AAA", 0.7, "full"),
+        (2, "BBB", 0.2, "full"),
+    ]
+    assert set(rows["as_of_date"].astype(str)) == {"2022-03-11"}

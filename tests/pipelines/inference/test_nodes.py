@@ -205,3 +205,80 @@ def test_a_day_rescored_after_a_promotion_publishes_the_new_champion(serving, mo
     latest, _ = export_for_api(_loaders(before, after))
     assert latest["model_version"] == 8 and latest["mlflow_run_id"] == "r8"
     assert len(latest["predictions"]) == 3
+
+
+# --- a run narrowed to a scope (run.symbols / run.exchange_groups) ------------------------------
+
+UNIVERSE = {"groups": {"warsaw": {"calendar": "XWAR", "symbols": ["AAA", "BBB", "CCC"]}}}
+NARROWED = {"id": "daily-1-aaa", "date": "2024-03-20", "time": "2024-03-20T19:00:00Z"}
+
+
+def test_a_narrowed_run_scores_only_its_scope(serving, model_input):
+    whole = score_latest_sessions(serving, model_input, 3, HORIZON, 0.5, None, RUN, UNIVERSE)
+    assert whole.keys() == _score(serving, model_input, 3).keys(), "no scope: as before"
+    run = {**NARROWED, "symbols": ["aaa", "CCC"]}
+    narrowed = score_latest_sessions(serving, model_input, 3, HORIZON, 0.5, None, run, UNIVERSE)
+    assert narrowed.keys() == whole.keys()
+    for key, frame in narrowed.items():
+        assert sorted(frame["symbol"]) == ["AAA", "CCC"]
+        expected = whole[key].set_index("symbol").loc[["AAA", "CCC"], "score"]
+        assert frame.set_index("symbol")["score"].to_dict() == pytest.approx(expected.to_dict())
+        assert set(frame["scored_by_run"]) == {"daily-1-aaa"}
+    with pytest.raises(ValueError, match=r"\['ZZZ'\] not in any enabled exchange group"):
+        score_latest_sessions(
+            serving, model_input, 3, HORIZON, 0.5, None, {**run, "symbols": "ZZZ"}, UNIVERSE
+        )
+
+
+def test_a_narrowed_runs_sessions_are_its_scopes_latest(serving, model_input):
+    model_input = model_input.copy()
+    last = model_input["date"].max()
+    model_input.loc[
+        (model_input["date"] == last) & (model_input["symbol"] == "BBB"), "has_features"
+    ] = False
+    run = {**NARROWED, "symbols": ["BBB"]}
+    narrowed = score_latest_sessions(serving, model_input, 2, HORIZON, 0.5, None, run, UNIVERSE)
+    days = np.sort(model_input.loc[model_input["date"] < last, "date"].unique())[-2:]
+    assert list(narrowed) == [_key(day) for day in days]
+
+
+def test_a_narrowed_rescore_through_the_log_keeps_every_symbol_published(
+    serving, model_input, tmp_path
+):
+    """Full scoring, then a run narrowed to AAA rescoring the same dates with a new champion:
+    the log keeps BBB and CCC of every partition, latest.json has all three, AAA's the newest."""
+    from stock_ml.io import PredictionLogDataset
+
+    log = PredictionLogDataset(
+        path=str(tmp_path / "predictions"),
+        dataset="stock_ml.io.AtomicParquetDataset",
+        filename_suffix=".parquet",
+        replace_by=["symbol"],
+    )
+    log.save(_score(serving, model_input, 2))
+    promoted = ServingModel(serving.model, serving.name, "champion", 8, "r8")
+    rerun = {**NARROWED, "symbols": ["AAA"]}
+    log.save(score_latest_sessions(promoted, model_input, 2, HORIZON, 0.5, None, rerun, UNIVERSE))
+    rescored = {**RUN, "id": "daily-1-again", "time": "2024-03-20T20:00:00Z", "symbols": "AAA"}
+    log.save(
+        score_latest_sessions(promoted, model_input, 2, HORIZON, 0.5, None, rescored, UNIVERSE)
+    )
+    stored = {key: load() for key, load in log.load().items()}
+    last = f"{pd.Timestamp(model_input['date'].max()):%Y-%m-%d}"
+    assert sorted(stored[_key(last)]["symbol"]) == ["AAA", "BBB", "CCC"]  # v7: the full run's
+    assert set(stored[_key(last)]["scored_by_run"]) == {"daily-1"}
+    v8 = stored[_key(last, 8)]
+    assert v8[["symbol", "scored_by_run"]].values.tolist() == [["AAA", "daily-1-again"]]
+
+    latest, history = export_for_api(log.load())
+    assert latest["as_of_date"] == last and history == {last: latest}
+    assert [(p["symbol"], p["model_version"]) for p in latest["predictions"]] == [
+        ("AAA", 8),
+        ("BBB", 7),
+        ("CCC", 7),
+    ]
+    assert latest["model_version"] == 8 and latest["mlflow_run_id"] == "r8", "latest scoring"
+    full = stored[_key(last)].set_index("symbol")["score"]
+    assert [p["score"] for p in latest["predictions"][1:]] == pytest.approx(
+        full[["BBB", "CCC"]].round(6).tolist()
+    )

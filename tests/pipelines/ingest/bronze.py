@@ -28,10 +28,11 @@ def bronze_rows(
     plan: dict = FULL_PLAN,
     parsing: dict = ISO_DATES,
     fetch=no_yahoo,
+    scope: dict | None = None,
 ) -> pd.DataFrame:
-    """``extract_prices`` for one run, unwrapped from its single bronze partition."""
-    partition = extract_prices(
-        partitions, fetch, plan, source, csv_formats, universe, parsing, run_of(run_id)
-    )
+    """``extract_prices`` for one run, unwrapped from its single bronze partition; ``scope``
+    narrows the run (``{"symbols": [...]}`` and/or ``{"exchange_groups": [...]}``)."""
+    run = {**run_of(run_id), **(scope or {})}
+    partition = extract_prices(partitions, fetch, plan, source, csv_formats, universe, parsing, run)
     assert len(partition) == 1, "one run writes exactly one bronze partition"
     return next(iter(partition.values()))

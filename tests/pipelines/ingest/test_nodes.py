@@ -9,6 +9,7 @@ import pytest
 from stock_ml.pipelines.ingest.nodes import (
     BRONZE_COLUMNS,
     PRICE_COLUMNS,
+    plan_ingest,
     read_csv_partitions,
 )
 from stock_ml.synthetic import generate_ohlcv
@@ -301,3 +302,90 @@ def test_a_disabled_groups_rows_are_dropped_from_a_long_file_and_counted(caplog)
     assert bronze["symbol"].tolist() == ["ABC"]
     assert bronze["source_row"].tolist() == [2], "file row numbers survive the filter"
     assert "Skipped 2 rows of all: symbols of disabled exchange groups ['XYZ']" in caplog.text
+
+
+# --- one run's scope (run.symbols / run.exchange_groups) ----------------------------------------
+
+SCOPED_UNIVERSE = {
+    "groups": {
+        "warsaw": {"calendar": "XWAR", "symbols": ["ABC", "AAA", "BBB"], "yahoo_suffix": ".WA"},
+        "us_markets": {"calendar": "XNYS", "symbols": ["XYZ"]},
+    }
+}
+
+
+def test_a_narrowed_run_reads_only_its_scopes_files(partitions, caplog):
+    partitions["xyz_d"] = _failing_loader  # in the universe, outside the scope: never loaded
+    partitions["zzz_d"] = _failing_loader  # not in the universe: not handed to silver either
+    with caplog.at_level("INFO"):
+        bronze = bronze_rows(
+            partitions,
+            {"kind": "csv_folder", "csv_format": "v"},
+            {"v": CSV_CONF},
+            SCOPED_UNIVERSE,
+            "r",
+            scope={"symbols": ["abc"]},
+        )
+    assert set(bronze["symbol"]) == {"ABC"} and len(bronze) == 3
+    assert "Skipped xyz_d: xyz is outside this run's scope" in caplog.text
+    assert "Skipped zzz_d: zzz is outside this run's scope" in caplog.text
+
+
+def test_a_narrowed_run_drops_other_symbols_rows_of_a_long_file(caplog):
+    frame = pd.concat(
+        [
+            _vendor_file(["2024-01-02", "2024-01-03"], 10.0).assign(Ticker="abc"),
+            _vendor_file(["2024-01-02"], 50.0).assign(Ticker="xyz"),
+            _vendor_file(["2024-01-02"], 70.0).assign(Ticker="zzz"),
+        ],
+        ignore_index=True,
+    )
+    conf = {"layout": "long", "columns": {**VENDOR_COLUMNS, "Ticker": "symbol"}}
+    with caplog.at_level("INFO"):
+        bronze = read_csv_partitions({"all": _loader(frame)}, conf, only_symbols=frozenset({"XYZ"}))
+    assert bronze[["symbol", "close", "source_row"]].values.tolist() == [["XYZ", "50.0", 4]]
+    assert "Skipped 3 rows of all: symbols outside this run's scope ['ABC', 'ZZZ']" in caplog.text
+
+
+def test_a_narrowed_run_with_no_file_of_its_scope_says_so(partitions):
+    with pytest.raises(ValueError, match=r"no files .* for this run's scope \['AAA'\]"):
+        read_csv_partitions(partitions, CSV_CONF, only_symbols=frozenset({"AAA"}))
+
+
+def test_a_narrowed_run_keeps_only_its_scopes_synthetic_rows():
+    bronze = bronze_rows(
+        {}, _synthetic_source(), {}, SCOPED_UNIVERSE, "r", scope={"exchange_groups": ["warsaw"]}
+    )
+    assert set(bronze["symbol"]) == {"AAA", "BBB"}  # the generator's symbols in warsaw
+    bronze = bronze_rows(
+        {}, _synthetic_source(), {}, SCOPED_UNIVERSE, "r", scope={"symbols": "BBB"}
+    )
+    assert set(bronze["symbol"]) == {"BBB"} and len(bronze) == 15
+
+
+def test_a_narrowed_run_asks_yahoo_only_for_its_scopes_tickers():
+    asked = []
+
+    def fetch(tickers: dict, first: str, last: str) -> pd.DataFrame:
+        asked.append((tickers, first, last))
+        return pd.DataFrame(
+            [
+                {"symbol": s, "date": "2024-01-02", **dict.fromkeys(PRICE_COLUMNS[1:], "1")}
+                | {"source_file": f"yahoo:{t}", "source_row": 1}
+                for s, t in tickers.items()
+            ]
+        )
+
+    source = {"kind": "yahoo", "yahoo": {"history_start": "2024-01-01"}}
+    bronze = bronze_rows(
+        {}, source, {}, SCOPED_UNIVERSE, "r", fetch=fetch, scope={"symbols": ["AAA", "XYZ"]}
+    )
+    assert asked == [({"AAA": "AAA.WA", "XYZ": "XYZ"}, "2024-01-01", "2026-11-23")]
+    assert sorted(bronze["symbol"]) == ["AAA", "XYZ"]
+
+
+def test_a_run_scope_outside_the_universe_stops_the_plan_naming_it():
+    stored = pd.DataFrame({"symbol": [], "date": pd.to_datetime([]), "ingest_run_id": []})
+    run = {"id": "r", "date": "2024-01-10", "symbols": ["ABC", "NOPE"]}
+    with pytest.raises(ValueError, match=r"run.symbols: \['NOPE'\] not in any enabled"):
+        plan_ingest(stored, {"mode": "incremental"}, SCOPED_UNIVERSE, run)

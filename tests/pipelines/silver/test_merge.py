@@ -173,3 +173,47 @@ def test_run_health_is_keyed_by_run_and_logs_rows_per_symbol(caplog):
     assert table[1].split()[:4] == ["symbol", "rows_read", "kept", "quarantined"]
     assert table[2].split()[:4] == ["AAA", "3", "2", "1"]
     assert table[3].split()[:2] == ["BBB", "0"], "a universe symbol with no rows is listed"
+
+
+# --- a run narrowed to a scope (run.symbols / run.exchange_groups) ------------------------------
+
+
+def _narrowed_merge(stored, new, mode, symbols, **backfill):
+    ingest = {"mode": mode, "backfill": backfill}
+    run = {**run_of("run-2"), "symbols": symbols}
+    merged = merge_silver(stored, new, ingest, UNIVERSE, run)
+    return [
+        (r.symbol, r.date.date().isoformat(), r.close, r.ingest_run_id) for r in merged.itertuples()
+    ]
+
+
+def test_a_narrowed_full_run_rebuilds_its_symbols_and_keeps_the_others():
+    new = _silver([("AAA", "2024-01-03", 2.5, "run-2")])
+    assert _narrowed_merge(STORED, new, "full", ["AAA"]) == [
+        ("AAA", "2024-01-03", 2.5, "run-2"),
+        ("BBB", "2024-01-02", 5.0, "run-1"),
+    ]
+
+
+def test_a_narrowed_backfill_replaces_only_its_symbols_rows_of_the_range():
+    new = _silver([("AAA", "2024-01-03", 2.2, "run-2")])
+    assert _narrowed_merge(
+        STORED, new, "backfill", "AAA", start="2024-01-01", end="2024-01-31"
+    ) == [
+        ("AAA", "2024-01-03", 2.2, "run-2"),
+        ("BBB", "2024-01-02", 5.0, "run-1"),  # BBB was not refetched: its row stays
+    ]
+
+
+def test_a_narrowed_runs_health_expects_only_its_scope():
+    run = {**run_of("run-2", "2024-01-10"), "symbols": ["AAA"]}
+    partitions = {run_partition_key(run): lambda: _bronze([("AAA", "2024-01-09")])}
+    silver, _, accounting = validate_run(partitions, UNIVERSE, ISO_DATES, run)
+    merged = merge_silver(STORED, silver, {"mode": "incremental"}, UNIVERSE, run)
+    assert set(merged["symbol"]) == {"AAA", "BBB"}, "silver keeps every symbol"
+    (health,) = run_data_health(merged, accounting, UNIVERSE, run, 1).values()
+    assert health[["symbol", "group", "rows_read", "kept", "status"]].values.tolist() == [
+        ["AAA", "warsaw", 1, 1, "fresh"]
+    ]
+    whole = run_data_health(merged, accounting, UNIVERSE, run_of("run-2", "2024-01-10"), 1)
+    assert next(iter(whole.values()))["symbol"].tolist() == ["AAA", "BBB"], "without a scope"

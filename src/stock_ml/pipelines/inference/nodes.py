@@ -15,6 +15,7 @@ import numpy as np
 import pandas as pd
 
 from stock_ml.models import SERVING, SHADOW, ServingModel, with_roles
+from stock_ml.universe import scope_symbols
 
 logger = logging.getLogger(__name__)
 
@@ -51,6 +52,7 @@ def score_latest_sessions(
     threshold: float,
     shadow: ServingModel | None,
     run: dict,
+    universe: dict | None = None,
 ) -> dict[str, pd.DataFrame]:
     """Predictions keyed by (target_prediction_date, symbol, model_version), one partition per
     as-of date and model version (``as_of_date=D/model_version=N``); rescoring a date with a
@@ -60,6 +62,10 @@ def score_latest_sessions(
     ``target_prediction_date`` is the realised label date where known, else the as-of date plus
     ``horizon`` business days. No champion → nothing is scored (monitoring reports it); a
     challenger that is the champion, or cannot read this gold build's features, is not shadowed.
+
+    A run narrowed to a scope (``run.symbols`` / ``run.exchange_groups`` of ``universe``) scores
+    only its scope's symbols; the prediction log keeps every other symbol's rows of the same
+    partitions (it replaces rows by symbol, see conf/base/catalog.yml).
     """
     if score_sessions < 1:
         raise ValueError(f"inference.score_sessions must be ≥ 1, got {score_sessions}")
@@ -67,10 +73,18 @@ def score_latest_sessions(
         logger.warning("No champion to serve: nothing scored (monitoring will ask for training)")
         return {}
     scorable = model_input[model_input["has_features"]]
+    scope = scope_symbols(universe, run) if universe is not None else None
+    if scope is not None:
+        scorable = scorable[scorable["symbol"].isin(scope)]
+        unscored = sorted(scope - set(scorable["symbol"]))
+        logger.info("Run scope: scoring %d symbols %s", len(scope), sorted(scope))
+        if unscored:
+            logger.warning("In this run's scope but no complete feature vector: %s", unscored)
     dates = np.sort(scorable["date"].unique())[-score_sessions:]
     rows = scorable[scorable["date"].isin(dates)]
     if rows.empty:
-        raise ValueError("No session has a complete feature vector to score")
+        where = f" for this run's scope {sorted(scope)}" if scope is not None else ""
+        raise ValueError(f"No session has a complete feature vector to score{where}")
     frames = [_predict(serving, rows, horizon, threshold, SERVING, run)]
     if shadow is not None and shadow.version != serving.version:
         missing = sorted(set(shadow.model.feature_names_in_) - set(rows.columns))
@@ -97,18 +111,20 @@ def score_latest_sessions(
 
 
 def _payload(frame: pd.DataFrame) -> dict:
-    first = frame.iloc[0]
+    """``frame``: one row per symbol, in scoring order (the last row is the latest scoring)."""
+    last = frame.iloc[-1]
     return {
-        "as_of_date": f"{first['as_of_date']:%Y-%m-%d}",
-        "model_name": first["model_name"],
-        "model_version": int(first["model_version"]),
-        "mlflow_run_id": first["mlflow_run_id"],
+        "as_of_date": f"{last['as_of_date']:%Y-%m-%d}",
+        "model_name": last["model_name"],
+        "model_version": int(last["model_version"]),
+        "mlflow_run_id": last["mlflow_run_id"],
         "predictions": [
             {
                 "symbol": row.symbol,
                 "target_prediction_date": f"{row.target_prediction_date:%Y-%m-%d}",
                 "score": round(float(row.score), 6),
                 "predicted_up": bool(row.predicted_up),
+                "model_version": int(row.model_version),
             }
             for row in frame.sort_values("symbol").itertuples()
         ],
@@ -119,8 +135,12 @@ def export_for_api(predictions: dict) -> tuple[dict, dict[str, dict]]:
     """What an API serves: the champion's predictions of the latest as-of date, as latest.json
     and as historical/<date>.json. Only that date is written: each historical file is what was
     published on its day, never rewritten by a later champion's replay. Shadow predictions are
-    never published; if a day was rescored after a promotion, the latest scoring run's serving
-    model wins."""
+    never published.
+
+    Each symbol gets its latest serving prediction of that date (latest ``scored_at``, then the
+    higher model version): a day rescored after a promotion publishes the new champion's, and a
+    run narrowed to some symbols updates theirs while the others keep theirs. The top-level model
+    fields are those of the latest scoring; each prediction names its own ``model_version``."""
     if not predictions:
         return {"as_of_date": None, "predictions": []}, {}
     latest_day = max(key.split("/")[0] for key in predictions)
@@ -129,7 +149,7 @@ def export_for_api(predictions: dict) -> tuple[dict, dict[str, dict]]:
     served = logged[logged["role"] == SERVING]
     if served.empty:
         return {"as_of_date": None, "predictions": []}, {}
-    if "scored_at" in served and served["scored_at"].notna().any():
-        served = served[served["scored_at"] == served["scored_at"].max()]
-    latest = _payload(served)
+    order = ["scored_at", "model_version"] if "scored_at" in served else ["model_version"]
+    served = served.sort_values(order, na_position="first", kind="stable")
+    latest = _payload(served.drop_duplicates("symbol", keep="last"))
     return latest, {latest["as_of_date"]: latest}

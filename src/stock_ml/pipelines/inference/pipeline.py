@@ -19,6 +19,7 @@ def create_pipeline(**kwargs) -> Pipeline:
                     "params:decision_threshold",
                     "challenger_model",
                     "params:run",
+                    "params:universe",
                 ],
                 outputs="predictions",
                 name="score_latest_sessions",

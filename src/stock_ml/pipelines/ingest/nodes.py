@@ -28,7 +28,7 @@ import pandas as pd
 
 from stock_ml.runs import run_partition_key
 from stock_ml.synthetic import generate_ohlcv, inject_defects, render_text
-from stock_ml.universe import symbol_groups, yahoo_tickers
+from stock_ml.universe import in_scope, run_scope, scope_symbols, symbol_groups, yahoo_tickers
 
 logger = logging.getLogger(__name__)
 
@@ -46,10 +46,16 @@ MODES = ("incremental", "full", "backfill")
 BRONZE_COLUMNS = ["symbol", *PRICE_COLUMNS, *LINEAGE_COLUMNS]
 
 
+def _outside(symbols: pd.Series, skip: frozenset[str], only: frozenset[str] | None) -> pd.Series:
+    """Rows not to read: symbols of disabled groups, or (a narrowed run) outside its scope."""
+    return ~symbols.isin(only) if only is not None else symbols.isin(skip)
+
+
 def read_csv_partitions(
     partitions: dict[str, Callable[[], pd.DataFrame]],
     csv: dict,
     skip_symbols: frozenset[str] = frozenset(),
+    only_symbols: frozenset[str] | None = None,
 ) -> pd.DataFrame:
     """Load vendor CSVs (as text) in either layout and map vendor columns to ours.
 
@@ -58,7 +64,8 @@ def read_csv_partitions(
     name) or ``long`` (any number of files with a symbol column, mapped to ``symbol`` in
     ``csv.columns``). ``csv.columns`` maps {vendor name: our name}. Delimiter and encoding are the
     catalog dataset's ``load_args``. Files (per_ticker) or rows (long) of ``skip_symbols`` are not
-    read, and the log says how many.
+    read, and the log says how many. With ``only_symbols`` (a run narrowed to a scope), files and
+    rows of any other symbol are not read instead, so silver never sees them.
     """
     layout = csv.get("layout", "per_ticker")
     mapping: dict[str, str] = csv["columns"]
@@ -69,6 +76,8 @@ def read_csv_partitions(
     if layout not in {"per_ticker", "long"}:
         raise ValueError(f"ingest.source.csv.layout must be 'per_ticker' or 'long', got {layout!r}")
     pattern = re.compile(csv["symbol_pattern"]) if layout == "per_ticker" else None
+    narrowed = only_symbols is not None
+    why = "outside this run's scope" if narrowed else "of disabled exchange groups"
     frames = []
     for partition_id in sorted(partitions):
         match = pattern.fullmatch(partition_id) if pattern else None
@@ -76,10 +85,10 @@ def read_csv_partitions(
             raise ValueError(
                 f"{partition_id}: file name does not match symbol_pattern {pattern.pattern!r}"
             )
-        if match and match["symbol"].upper() in skip_symbols:
-            logger.info(
-                "Skipped %s: %s is in a disabled exchange group", partition_id, match["symbol"]
-            )
+        symbol = match["symbol"].upper() if match else None
+        if symbol and (symbol not in only_symbols if narrowed else symbol in skip_symbols):
+            where = "outside this run's scope" if narrowed else "in a disabled exchange group"
+            logger.info("Skipped %s: %s is %s", partition_id, match["symbol"], where)
             continue
         try:
             raw = partitions[partition_id]()
@@ -96,12 +105,13 @@ def read_csv_partitions(
         if match:
             frame.insert(0, "symbol", match["symbol"])
         frame["symbol"] = frame["symbol"].str.strip().str.upper()
-        skipped = frame["symbol"].isin(skip_symbols)
+        skipped = _outside(frame["symbol"], skip_symbols, only_symbols)
         if skipped.any():
             logger.info(
-                "Skipped %d rows of %s: symbols of disabled exchange groups %s",
+                "Skipped %d rows of %s: symbols %s %s",
                 int(skipped.sum()),
                 partition_id,
+                why,
                 sorted(frame.loc[skipped, "symbol"].unique()),
             )
         frame["source_file"] = partition_id
@@ -112,7 +122,8 @@ def read_csv_partitions(
     if not frames:
         raise ValueError(
             "The CSV source folder has no files matching the configured suffix"
-            + (" outside disabled exchange groups" if skip_symbols else "")
+            + (f" for this run's scope {sorted(only_symbols)}" if narrowed else "")
+            + (" outside disabled exchange groups" if skip_symbols and not narrowed else "")
         )
     return pd.concat(frames, ignore_index=True)
 
@@ -159,11 +170,24 @@ def plan_ingest(stored: pd.DataFrame, ingest: dict, universe: dict, run: dict) -
 
     ``stored`` is silver's (symbol, date, ingest_run_id), empty before the first run. Returns
     ``{"mode", "after": {symbol: last stored date}, "chunks": [[first, last], ...]}`` with ISO
-    dates; only backfill has bounded chunks (``[[None, None]]`` otherwise).
+    dates; only backfill has bounded chunks (``[[None, None]]`` otherwise). A run narrowed to a
+    scope (``run.symbols`` / ``run.exchange_groups``) is checked here, its first step: a name
+    outside the universe stops it before anything is fetched.
     """
     mode = str(ingest["mode"])
     if mode not in MODES:
         raise ValueError(f"ingest.mode must be one of {list(MODES)}, got {mode!r}")
+    scope = scope_symbols(universe, run)
+    if scope is not None:
+        symbols, groups = run_scope(run)
+        logger.info(
+            "Run scope: %d symbols %s (run.symbols %s, run.exchange_groups %s); no other symbol "
+            "is read, expected or scored",
+            len(scope),
+            sorted(scope),
+            list(symbols) or None,
+            list(groups) or None,
+        )
     plan = {"mode": mode, "after": {}, "chunks": [[None, None]]}
     if mode == "incremental":
         earlier = stored[stored["ingest_run_id"] != str(run["id"])]
@@ -274,10 +298,12 @@ def extract_prices(
 
     ``raw_price_files`` (PartitionedDataset) and ``yahoo_prices`` (a fetcher) are lazy: nothing is
     read from a source the env did not choose. A ``csv_folder`` source is read with the format
-    ``csv_formats[source.csv_format]``.
+    ``csv_formats[source.csv_format]``. A narrowed run (``run.symbols`` / ``run.exchange_groups``)
+    reads, generates or fetches only its scope's symbols, from every kind of source.
     """
     kind = source["kind"]
     skip = frozenset(symbol_groups(universe, enabled=False))
+    only = scope_symbols(universe, run)
     if kind == "csv_folder":
         name = source["csv_format"]
         if name not in csv_formats:
@@ -285,15 +311,19 @@ def extract_prices(
                 f"ingest.source.csv_format {name!r} is not one of ingest.csv_formats "
                 f"{sorted(csv_formats)}"
             )
-        frame = read_csv_partitions(raw_price_files, csv_formats[name], skip)
+        frame = read_csv_partitions(raw_price_files, csv_formats[name], skip, only)
     elif kind == "synthetic":
         frame = synthetic_source(source["synthetic"], as_of=str(run["date"]))
-        skipped = frame["symbol"].isin(skip)
+        skipped = _outside(frame["symbol"], skip, only)
         if skipped.any():
-            logger.info("Skipped %d synthetic rows of disabled exchange groups", int(skipped.sum()))
+            logger.info(
+                "Skipped %d synthetic rows %s",
+                int(skipped.sum()),
+                "outside this run's scope" if only is not None else "of disabled exchange groups",
+            )
         frame = frame[~skipped]
     elif kind == "yahoo":
-        frame = _fetch_yahoo(yahoo_prices, plan, source, universe, run)
+        frame = _fetch_yahoo(yahoo_prices, plan, source, in_scope(universe, run), run)
     else:
         raise ValueError(
             f"ingest.source.kind must be 'csv_folder', 'synthetic' or 'yahoo', got {kind!r}"

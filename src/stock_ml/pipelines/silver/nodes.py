@@ -31,7 +31,13 @@ import pandas as pd
 from stock_ml.calendars import exchange_sessions
 from stock_ml.pipelines.ingest.nodes import PRICE_COLUMNS, parse_dates
 from stock_ml.runs import run_partition_key
-from stock_ml.universe import exchange_groups, symbol_calendars, symbol_groups
+from stock_ml.universe import (
+    exchange_groups,
+    in_scope,
+    scope_symbols,
+    symbol_calendars,
+    symbol_groups,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -247,20 +253,23 @@ def merge_silver(
     * incremental: stored rows, where this run's row wins on the same (symbol, date);
     * backfill: stored rows with the enabled symbols' rows of [start, end] replaced by this run's.
 
+    A run narrowed to a scope (``run.symbols`` / ``run.exchange_groups``) fetched only its scope's
+    symbols, so full and backfill replace only theirs: every other symbol's stored rows are kept.
+
     Rows an earlier attempt of this same run id stored are dropped first, so a rerun replaces
     them instead of stacking on top.
     """
     mode = str(ingest["mode"])
     kept = stored[stored["ingest_run_id"] != str(run["id"])]
     rerun = len(stored) - len(kept)
+    scope = scope_symbols(universe, run)
     if mode == "full":
-        kept = kept.iloc[0:0]
+        kept = kept.iloc[0:0] if scope is None else kept[~kept["symbol"].isin(scope)]
     elif mode == "backfill":
         window = ingest["backfill"]
         start, end = pd.Timestamp(window["start"]), pd.Timestamp(window["end"])
-        in_range = kept["date"].between(start, end) & kept["symbol"].isin(
-            symbol_groups(universe, enabled=True)
-        )
+        refetched = symbol_groups(universe, enabled=True) if scope is None else scope
+        in_range = kept["date"].between(start, end) & kept["symbol"].isin(refetched)
         kept = kept[~in_range]
     merged = pd.concat([kept[SILVER_COLUMNS], run_rows[SILVER_COLUMNS]], ignore_index=True)
     merged = merged.drop_duplicates(subset=KEYS, keep="last")
@@ -286,8 +295,11 @@ def run_data_health(
     run: dict,
     max_sessions_behind: int,
 ) -> dict[str, pd.DataFrame]:
-    """``data_health`` of this run, keyed like its bronze partition: one health record per run."""
-    health = data_health(silver, accounting, universe, str(run["date"]), max_sessions_behind)
+    """``data_health`` of this run, keyed like its bronze partition: one health record per run.
+    A narrowed run (``run.symbols`` / ``run.exchange_groups``) expects only its scope's symbols."""
+    health = data_health(
+        silver, accounting, in_scope(universe, run), str(run["date"]), max_sessions_behind
+    )
     _log_rows_per_symbol(health)
     return {run_partition_key(run): health}
 
