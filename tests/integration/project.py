@@ -71,3 +71,26 @@ def env_outputs(project: Path, env: str) -> list[Path]:
     """Files an env wrote under its schema root (everything but .gitkeep)."""
     root = project / "data" / ENV_SCHEMAS[env]
     return [p for p in root.rglob("*") if p.is_file() and p.name != ".gitkeep"]
+
+
+def airflow_env(home: Path, dags: Path) -> dict[str, str]:
+    """The environment of Airflow commands on a scratch home: SQLite metadata DB, these DAGs."""
+    return command_env(
+        AIRFLOW_HOME=str(home),
+        AIRFLOW__CORE__DAGS_FOLDER=str(dags),
+        AIRFLOW__CORE__LOAD_EXAMPLES="False",
+        AIRFLOW__DATABASE__SQL_ALCHEMY_CONN=f"sqlite:///{home / 'airflow.db'}",
+    )
+
+
+def make_dags(project: Path, dags: Path, envs: str) -> set[str]:
+    """The documented `make dags`, run in a scratch copy (its conf) with this virtualenv (the
+    copy has none); the DAG files it left in ``dags``."""
+    run(
+        [
+            "make", "-C", str(project), "dags", f"ENVS={envs}", f"VENV={BIN.parent}",
+            f"DAGS_DIR={dags}", f"PROJECT_PATH={project}",
+        ],
+        cwd=project,
+    )  # fmt: skip
+    return {path.name for path in dags.glob("*.py")}

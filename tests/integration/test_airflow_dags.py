@@ -12,7 +12,14 @@ import pytest
 import yaml
 
 from stock_ml.runs import safe_run_id
-from tests.integration.project import BIN, REPO, command_env, copy_project, env_outputs, run
+from tests.integration.project import (
+    BIN,
+    REPO,
+    airflow_env,
+    copy_project,
+    env_outputs,
+    run,
+)
 
 pytestmark = pytest.mark.slow
 
@@ -81,12 +88,7 @@ def airflow(tmp_path_factory: pytest.TempPathFactory):
     home.mkdir()
     # The documented command, run against the repository, with DAGs pointing at the scratch copy.
     run(["make", "-C", str(REPO), "dags", f"DAGS_DIR={dags}", f"PROJECT_PATH={project}"], cwd=REPO)
-    env = command_env(
-        AIRFLOW_HOME=str(home),
-        AIRFLOW__CORE__DAGS_FOLDER=str(dags),
-        AIRFLOW__CORE__LOAD_EXAMPLES="False",
-        AIRFLOW__DATABASE__SQL_ALCHEMY_CONN=f"sqlite:///{home / 'airflow.db'}",
-    )
+    env = airflow_env(home, dags)
     run([str(BIN / "airflow"), "db", "migrate"], cwd=base, env=env)
     _lay_scenario_over_test_conf(project)
     return {"project": project, "dags": dags, "env": env, "cwd": base}

@@ -21,7 +21,7 @@ from slugify import slugify
 
 from stock_ml.pipeline_registry import register_pipelines
 from stock_ml.runs import safe_run_id
-from tests.integration.project import BIN, command_env, copy_project, run
+from tests.integration.project import BIN, airflow_env, command_env, copy_project, make_dags, run
 
 pytestmark = pytest.mark.slow
 
@@ -114,22 +114,10 @@ def pod_dags(tmp_path_factory: pytest.TempPathFactory) -> dict:
     conf = yaml.safe_load(conf_path.read_text())
     conf_path.write_text(yaml.safe_dump(_merge(conf, {"default": POD_CONF}), sort_keys=False))
     dags = base / "dags"
-    # The documented command, run in the scratch copy with this virtualenv (the copy has none).
-    run(
-        [
-            "make", "-C", str(project), "dags", "ENVS=dev test", f"VENV={BIN.parent}",
-            f"DAGS_DIR={dags}", f"PROJECT_PATH={project}",
-        ],
-        cwd=project,
-    )  # fmt: skip
+    make_dags(project, dags, "dev test")
     home = base / "airflow_home"
     home.mkdir()
-    env = command_env(
-        AIRFLOW_HOME=str(home),
-        AIRFLOW__CORE__DAGS_FOLDER=str(dags),
-        AIRFLOW__CORE__LOAD_EXAMPLES="False",
-        AIRFLOW__DATABASE__SQL_ALCHEMY_CONN=f"sqlite:///{home / 'airflow.db'}",
-    )
+    env = airflow_env(home, dags)
     run([str(BIN / "airflow"), "db", "migrate"], cwd=base, env=env)
     return {"project": project, "dags": dags, "env": env, "cwd": base}
 

@@ -13,31 +13,13 @@ import pytest
 import yaml
 from mlflow import MlflowClient
 
-from tests.integration.project import BIN, ENV_SCHEMAS, command_env, copy_project, run
+from tests.integration.project import BIN, ENV_SCHEMAS, airflow_env, copy_project, make_dags, run
 from tests.integration.test_airflow_dags import DAGBAG_SCRIPT
 
 pytestmark = pytest.mark.slow
 
 SYMBOLS = ["AAA", "BBB", "CCC", "DDD", "EEE", "FFF"]
 GROUP_FILES = {f"stock_ml_test_{group}_dag.py" for group in ("daily", "retraining", "backfill")}
-
-
-def _generate_dags(project: Path, dags: Path) -> set[str]:
-    """`make dags` for the test env, run in the scratch copy (its conf) with this virtualenv."""
-    run(
-        [
-            "make",
-            "-C",
-            str(project),
-            "dags",
-            f"VENV={BIN.parent}",
-            "ENVS=test",
-            f"DAGS_DIR={dags}",
-            f"PROJECT_PATH={project}",
-        ],
-        cwd=project,
-    )
-    return {path.name for path in dags.glob("*.py")}
 
 
 def _set_test_symbols(project: Path, symbols: list[str]) -> None:
@@ -56,15 +38,10 @@ def per_symbol(tmp_path_factory: pytest.TempPathFactory) -> dict:
         yaml.safe_dump({"model_scope": {"kind": "per_symbol"}})
     )
     dags = base / "dags"
-    files = _generate_dags(project, dags)
+    files = make_dags(project, dags, "test")
     home = base / "airflow_home"
     home.mkdir()
-    env = command_env(
-        AIRFLOW_HOME=str(home),
-        AIRFLOW__CORE__DAGS_FOLDER=str(dags),
-        AIRFLOW__CORE__LOAD_EXAMPLES="False",
-        AIRFLOW__DATABASE__SQL_ALCHEMY_CONN=f"sqlite:///{home / 'airflow.db'}",
-    )
+    env = airflow_env(home, dags)
     bag = run([str(BIN / "python"), "-c", DAGBAG_SCRIPT, str(dags)], cwd=base, env=env)
     return {
         "base": base,
@@ -110,7 +87,7 @@ def test_regenerating_follows_the_universe(per_symbol, tmp_path: Path) -> None:
     (dags / "stock_ml_test_training_ddd_dag.py").write_text("# stale\n")
     _set_test_symbols(project, ["AAA", "BBB", "GGG"])
     try:
-        files = _generate_dags(project, dags)
+        files = make_dags(project, dags, "test")
     finally:
         _set_test_symbols(project, SYMBOLS)
     assert files == GROUP_FILES | {
