@@ -13,7 +13,15 @@ import pytest
 import yaml
 from mlflow import MlflowClient
 
-from tests.integration.project import BIN, ENV_SCHEMAS, airflow_env, copy_project, make_dags, run
+from tests.integration.project import (
+    BIN,
+    ENV_SCHEMAS,
+    airflow_env,
+    command_env,
+    copy_project,
+    make_dags,
+    run,
+)
 from tests.integration.test_airflow_dags import DAGBAG_SCRIPT
 
 pytestmark = pytest.mark.slow
@@ -155,3 +163,21 @@ def test_a_symbols_training_dag_registers_that_symbols_model(per_symbol) -> None
     assert list(report["scorer"]) == ["model", "always_up", "momentum"]
     assert report["rank_ic_mean"].isna().all()
     assert report["rows"].tolist() == [80, 80, 80]  # the test env's 80-session holdout, 1 symbol
+
+
+def test_kedro_viz_draws_the_symbols_as_collapsed_namespaces(per_symbol) -> None:
+    """`kedro viz build` of the per_symbol env: one modular pipeline per_symbol (collapsed into
+    one node by default) holding one namespace per symbol, each its training and promotion."""
+    project = per_symbol["project"]
+    run([str(BIN / "kedro"), "viz", "build"], cwd=project, env=command_env(KEDRO_ENV="test"))
+    graph = json.loads((project / "build" / "api" / "main").read_text())
+    modular = graph["modular_pipelines"]
+    assert sorted(modular["per_symbol"]["children"], key=lambda c: c["id"]) == [
+        {"id": f"per_symbol.{s.lower()}", "type": "modularPipeline"} for s in SYMBOLS
+    ]
+    aaa_nodes = {
+        node["name"]
+        for node in graph["nodes"]
+        if node.get("type") == "task" and node.get("modular_pipelines") == ["per_symbol.aaa"]
+    }
+    assert {"select_symbol", "search_model", "register_challenger", "decide_promotion"} <= aaa_nodes
