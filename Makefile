@@ -50,20 +50,24 @@ run: export COLUMNS ?= 180
 run: install
 	$(BIN)/kedro run --env $(ENV)
 
+# Two workers (pytest-xdist), one test file each at a time: module fixtures stay in one process.
 test: install
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest -n 2 --dist loadfile --durations=20
 
 # Order-only on the venv: generating DAGs must not reinstall anything. Generating reads conf
-# only, yet kedro-mlflow sets up each env's tracking store: a local scratch store stands in for
-# prod's server, which the machine that builds the DAGs need not reach.
+# only, yet kedro-mlflow sets up each env's tracking store: a scratch store (a temporary folder of
+# this run's own, so parallel runs never share it) stands in for prod's server, which the machine
+# that builds the DAGs need not reach.
 # An env's DAGs are its groups plus, with model_scope per_symbol, one training DAG per symbol
 # (stock_ml.model_scope); its old DAG files go first, so a symbol taken out of conf loses its DAG.
 dags: | $(STAMP)
 	mkdir -p $(DAGS_DIR)
+	scratch=$$(mktemp -d) && trap 'rm -rf "$$scratch"' EXIT && \
 	for env in $(ENVS); do \
-	  pipelines=$$($(BIN)/python -m stock_ml.model_scope --env $$env --groups $(DAG_PIPELINES) | tail -n 1) || exit 1; \
+	  $(BIN)/python -m stock_ml.model_scope --env $$env --groups $(DAG_PIPELINES) > "$$scratch/pipelines" || exit 1; \
+	  pipelines=$$(tail -n 1 "$$scratch/pipelines"); \
 	  rm -f $(DAGS_DIR)/stock_ml_$${env}_*_dag.py; \
-	  MLFLOW_TRACKING_URI=sqlite:///$(abspath $(VENV))/dag_generation_mlflow.db \
+	  MLFLOW_TRACKING_URI=sqlite:///$$scratch/mlflow.db \
 	  $(BIN)/kedro airflow create --env $$env --pipelines $$pipelines \
 	    --jinja-file airflow/dag_template.j2 --target-dir $(DAGS_DIR) --group-by memory \
 	    --params "project_path=$(PROJECT_PATH)" || exit 1; \

@@ -23,6 +23,7 @@ It prints figures and asserts nothing. From the project root:
     .venv/bin/python bench/airflow.py                    # parts 1 and 2 (about 5 min on 2 cores)
     .venv/bin/python bench/airflow.py --local-executor   # and part 3 (PostgreSQL on 127.0.0.1)
     .venv/bin/python bench/airflow.py --parse-only
+    .venv/bin/python bench/airflow.py --per-symbol       # part 1, every env one model per symbol
 """
 
 from __future__ import annotations
@@ -41,7 +42,7 @@ REPO = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
 sys.path.insert(0, str(REPO))
 
-from tests.integration.project import command_env, copy_project  # noqa: E402
+from tests.integration.project import airflow_env, copy_project, make_dags  # noqa: E402
 
 PARSE_SCRIPT = """
 import json, statistics, sys, time
@@ -99,10 +100,25 @@ def _last_json(text: str):
     return json.loads(next(line for line in reversed(text.splitlines()) if line[:1] in "[{"))
 
 
-def parse_times(work: Path, project: Path, env: dict[str, str], repeat: int) -> None:
+def parse_times(
+    work: Path, project: Path, env: dict[str, str], repeat: int, per_symbol: bool
+) -> None:
     dags = work / "dags"
-    make = ["make", "-C", str(REPO), "dags", f"DAGS_DIR={dags}", f"PROJECT_PATH={project}"]
-    _run(make, REPO, env)
+    if per_symbol:
+        # Every env one model per symbol: its 3 group DAGs plus one training DAG per symbol.
+        for name in ["dev", "test", "prod"]:
+            (project / "conf" / name / "parameters_model_scope.yml").write_text(
+                "model_scope:\n  kind: per_symbol\n"
+            )
+        make_dags(project, dags, "dev test prod")
+    else:
+        make = ["make", "-C", str(REPO), "dags", f"DAGS_DIR={dags}", f"PROJECT_PATH={project}"]
+        _run(make, REPO, env)
+    counts = {
+        name: len(list(dags.glob(f"stock_ml_{name}_*_dag.py"))) for name in ["dev", "test", "prod"]
+    }
+    scope = "per_symbol" if per_symbol else "pooled"
+    print(f"\nDAGs per env ({scope}): " + ", ".join(f"{k} {v}" for k, v in counts.items()))
     figures = _last_json(
         _run([str(BIN / "python"), "-c", PARSE_SCRIPT, str(dags), str(repeat)], work, env).stdout
     )
@@ -211,6 +227,11 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=5, help="parses per DAG file")
     parser.add_argument("--parse-only", action="store_true", help="skip the task overhead part")
     parser.add_argument(
+        "--per-symbol",
+        action="store_true",
+        help="parse every env's DAGs with model_scope per_symbol (implies --parse-only)",
+    )
+    parser.add_argument(
         "--local-executor",
         action="store_true",
         help="also run the daily DAG on a LocalExecutor deployment (needs PostgreSQL)",
@@ -221,16 +242,11 @@ def main() -> None:
         project = copy_project(work / "project")
         home = work / "airflow_home"
         home.mkdir()
-        env = command_env(
-            AIRFLOW_HOME=str(home),
-            AIRFLOW__CORE__DAGS_FOLDER=str(work / "dags"),
-            AIRFLOW__CORE__LOAD_EXAMPLES="False",
-            AIRFLOW__DATABASE__SQL_ALCHEMY_CONN=f"sqlite:///{home / 'airflow.db'}",
-        )
+        env = airflow_env(home, work / "dags")
         os.environ.update(KEDRO_DISABLE_TELEMETRY="true")
         started = time.perf_counter()
-        parse_times(work, project, env, args.repeat)
-        if not args.parse_only:
+        parse_times(work, project, env, args.repeat, args.per_symbol)
+        if not (args.parse_only or args.per_symbol):
             task_overhead(work, project, env, args.local_executor)
         print(f"\nbench wall time {time.perf_counter() - started:.0f} s")
 
