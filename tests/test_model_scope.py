@@ -102,3 +102,34 @@ def test_expansion_fills_nested_values() -> None:
         "t_b_c": {"a": ["b_c!"], "b": {"c": "b_c"}},
     }
     assert expand_symbol_sections(config, ModelScope(POOLED)) == {"default": {"x": 1}}
+
+
+def test_a_per_symbol_trigger_block_applies_only_to_per_symbol_scopes() -> None:
+    trigger = {
+        "after_node": "decide",
+        "key": "retrain_required",
+        "dag_group": "training",
+        "per_symbol": {
+            "after_node": "collect",
+            "key": "retrain_symbols",
+            "dag_group": "t_{symbol}",
+        },
+    }
+    config = {"daily": {"dag_group": "daily", "trigger": trigger}, "backfill": {"x": 1}}
+    pooled = expand_symbol_sections(config, ModelScope(POOLED))
+    assert pooled["daily"]["trigger"] == {
+        "after_node": "decide",
+        "key": "retrain_required",
+        "dag_group": "training",
+    }
+    per_symbol = expand_symbol_sections(config, ModelScope(PER_SYMBOL, ("A", "B.C")))
+    assert per_symbol["daily"] == {
+        "dag_group": "daily",
+        "trigger": {
+            "after_node": "collect",
+            "key": "retrain_symbols",
+            "dag_group": "t_{symbol}",
+            "symbols": {"A": "a", "B.C": "b_c"},
+        },
+    }
+    assert per_symbol["backfill"] == pooled["backfill"] == {"x": 1}

@@ -229,6 +229,75 @@ def test_per_symbol_training_stage_and_retraining_hold_every_symbol(
     assert _names(retraining) - _names(stage) == _names(pipelines["retraining"]) - _names(
         pipelines["training"]
     )
-    # Everything but training is the pooled scope's.
-    for name in ["daily", "backfill", "inference", "monitoring", "publish", "rollback"]:
+    # Training, inference and monitoring are per symbol; the data stages, publishing and the
+    # rollback (of the pooled model) are the pooled scope's.
+    for name in ["backfill", "publish", "rollback"]:
         assert _names(per_symbol_pipelines[name]) == _names(pipelines[name]), name
+
+
+def test_per_symbol_inference_scores_each_symbol_with_its_own_models(per_symbol_pipelines):
+    stage = per_symbol_pipelines["inference"]
+    assert _names(stage) == {
+        "per_symbol_inference.aaa.score_latest_sessions",
+        "per_symbol_inference.brk_b.score_latest_sessions",
+        "collect_predictions",
+        "export_for_api",
+    }
+    # Each symbol's namespace reads its own champion and challenger (the model's datasets keep
+    # their per_symbol.<symbol> names) and the shared gold model input; the predictions are
+    # collected into the one prediction log.
+    assert {i for i in stage.inputs() if not i.startswith("params:")} == {
+        "gold_model_input",
+        "per_symbol.aaa.champion_model@serving",
+        "per_symbol.aaa.challenger_model",
+        "per_symbol.brk_b.champion_model@serving",
+        "per_symbol.brk_b.challenger_model",
+    }
+    assert stage.outputs() == {"predictions_api_latest", "predictions_api_history"}
+    assert "predictions" in stage.all_outputs()
+
+
+def test_per_symbol_monitoring_judges_each_symbols_champion(per_symbol_pipelines):
+    stage = per_symbol_pipelines["monitoring"]
+    per_symbol = {
+        f"per_symbol_monitoring.{key}.{name}"
+        for key in ("aaa", "brk_b")
+        for name in ("drift_report", "decide_retraining", "promote_after_shadow")
+    }
+    collect = {"collect_drift", "collect_retrain_decisions", "collect_shadow_decisions"}
+    assert _names(stage) == per_symbol | collect | {
+        "matured_performance",
+        "plot_monitoring_history",
+    }
+    assert {i for i in stage.inputs() if not i.startswith("params:")} == {
+        "predictions",
+        "gold_labels",
+        "gold_model_input",
+        "silver_data_health",
+        *(
+            f"per_symbol.{key}.{name}"
+            for key in ("aaa", "brk_b")
+            for name in ("champion_model@serving", "model_registry", "stored_promotion_history")
+        ),
+    }
+    # The shadow step moves each symbol's own aliases and appends to its own history, with the
+    # per-symbol promotion settings; the verdict the daily DAG branches on is the collected one.
+    assert {
+        "per_symbol.aaa.shadow_alias_update",
+        "per_symbol.aaa.shadow_promotion_history",
+        "retrain_decision",
+        "monitoring_drift",
+        "shadow_promotion_decision",
+    } <= stage.all_outputs()
+    assert "params:model_scope.per_symbol.promotion" in stage.inputs()
+    assert "params:promotion" not in stage.inputs()
+
+
+def test_per_symbol_namespaces_are_not_interrupted(per_symbol_pipelines, recwarn):
+    """Kedro warns when a namespace's nodes are split by nodes outside it (a collapsed namespace
+    would loop back into itself): scoring and monitoring, on either side of the shared prediction
+    log, are namespaces of their own."""
+    from kedro.pipeline import Pipeline
+
+    Pipeline(per_symbol_pipelines["__default__"].nodes)
+    assert not [w for w in recwarn if "is interrupted" in str(w.message)]

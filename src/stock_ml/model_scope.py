@@ -107,7 +107,9 @@ SYMBOL_PLACEHOLDER = "{symbol}"
 def expand_symbol_sections(config: dict, scope: ModelScope) -> dict:
     """airflow.yml sections named with ``{symbol}`` (like a dataset factory) become one section
     per symbol of a per_symbol scope, ``{symbol}`` replaced in the name and in string values;
-    pooled scopes drop them. kedro-airflow looks a DAG's section up by its pipeline's exact name."""
+    pooled scopes drop them. kedro-airflow looks a DAG's section up by its pipeline's exact name.
+    A ``trigger`` with a ``per_symbol`` block takes it in a per_symbol scope (the daily DAG
+    triggers each symbol's training DAG)."""
 
     def substitute(value: Any, key: str) -> Any:
         if isinstance(value, str):
@@ -118,13 +120,31 @@ def expand_symbol_sections(config: dict, scope: ModelScope) -> dict:
             return [substitute(v, key) for v in value]
         return value
 
-    expanded = {name: section for name, section in config.items() if SYMBOL_PLACEHOLDER not in name}
+    expanded = {
+        name: _scoped_trigger(section, scope)
+        for name, section in config.items()
+        if SYMBOL_PLACEHOLDER not in name
+    }
     for name, section in config.items():
         if SYMBOL_PLACEHOLDER in name:
             for symbol in scope.symbols:
                 key = symbol_key(symbol)
                 expanded[name.replace(SYMBOL_PLACEHOLDER, key)] = substitute(section, key)
     return expanded
+
+
+def _scoped_trigger(section: Any, scope: ModelScope) -> Any:
+    """A section's ``trigger.per_symbol`` block: merged over its trigger in a per_symbol scope,
+    with ``symbols`` (symbol → name part) for the template to write one trigger per symbol's
+    DAG; dropped in a pooled scope."""
+    trigger = section.get("trigger") if isinstance(section, dict) else None
+    if not isinstance(trigger, dict) or PER_SYMBOL not in trigger:
+        return section
+    pooled = {key: value for key, value in trigger.items() if key != PER_SYMBOL}
+    if scope.kind != PER_SYMBOL:
+        return {**section, "trigger": pooled}
+    symbols = {symbol: symbol_key(symbol) for symbol in scope.symbols}
+    return {**section, "trigger": {**pooled, **trigger[PER_SYMBOL], "symbols": symbols}}
 
 
 def dag_pipelines(conf_source: str, env: str, groups: list[str]) -> list[str]:

@@ -14,7 +14,12 @@ decide) and ``backfill`` (refetch a date range into the stores; run with ``inges
 With ``model_scope.kind: per_symbol`` (env conf; see stock_ml.model_scope) the training stage is
 one namespaced pipeline per symbol of the env's universe, each also registered on its own as
 ``training_<symbol>`` (its own Airflow DAG, which trains on the gold store the daily DAG keeps);
-``retraining`` then refreshes the data and trains every symbol's model.
+``retraining`` then refreshes the data and trains every symbol's model. Inference and monitoring
+are then namespaced per symbol too: each symbol is scored by its own champion (its challenger in
+shadow), its drift and verdict judged on its own and its shadow promotion decided on its own
+registered model; the predictions, drift tables and verdicts are collected into the same
+datasets the pooled scope writes, the verdict naming the symbols to retrain
+(``retrain_symbols``: the daily DAG triggers each one's ``training_<symbol>`` DAG).
 
 The stages are listed explicitly rather than found with ``find_pipelines``: Kedro 1.7 narrows
 ``find_pipelines`` to the pipeline names a run asks for, so a group such as ``daily`` (no folder of
@@ -49,15 +54,24 @@ def register_pipelines(scope: ModelScope | None = None) -> dict[str, Pipeline]:
         )
         for symbol, namespace in scope.namespaces.items()
     }
+    per_symbol = scope.kind == PER_SYMBOL
+    namespaces = scope.namespaces
     stages = {
         "ingest": ingest.create_pipeline(),
         "silver": silver.create_pipeline(),
         "feature_store": feature_store.create_pipeline(),
-        "training": (
-            sum(by_symbol.values(), Pipeline([])) if scope.kind == PER_SYMBOL else pooled_training
+        "training": sum(by_symbol.values(), Pipeline([])) if per_symbol else pooled_training,
+        "inference": (
+            inference.create_per_symbol_pipeline(namespaces)
+            if per_symbol
+            else inference.create_pipeline()
         ),
-        "inference": inference.create_pipeline(),
-        "monitoring": monitoring.create_pipeline() + promotion.create_shadow_pipeline(),
+        "monitoring": (
+            monitoring.create_per_symbol_pipeline(namespaces)
+            + promotion.create_per_symbol_shadow_pipeline(namespaces)
+            if per_symbol
+            else monitoring.create_pipeline() + promotion.create_shadow_pipeline()
+        ),
         "publish": serving_store.create_publish_pipeline(),
     }
     publish_data = stages["publish"].only_nodes_with_tags("publish_data")

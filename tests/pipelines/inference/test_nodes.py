@@ -11,7 +11,11 @@ from sklearn.preprocessing import StandardScaler
 
 from stock_ml.gold_schema import feature_columns
 from stock_ml.models import ServingModel
-from stock_ml.pipelines.inference.nodes import export_for_api, score_latest_sessions
+from stock_ml.pipelines.inference.nodes import (
+    collect_predictions,
+    export_for_api,
+    score_latest_sessions,
+)
 
 HORIZON = 3
 PREDICTION_COLUMNS = [
@@ -282,3 +286,68 @@ def test_a_narrowed_rescore_through_the_log_keeps_every_symbol_published(
     assert [p["score"] for p in latest["predictions"][1:]] == pytest.approx(
         full[["BBB", "CCC"]].round(6).tolist()
     )
+
+
+# --- model_scope per_symbol ---------------------------------------------------------------------
+
+
+def _symbol_model(serving: ServingModel, symbol: str, version: int) -> ServingModel:
+    name = f"test_stock_ml_direction_{symbol.lower()}"
+    return ServingModel(serving.model, name, "champion", version, f"run-{symbol}")
+
+
+def test_a_symbols_model_scores_only_its_symbol(serving, model_input):
+    aaa = _symbol_model(serving, "AAA", 1)
+    whole = _score(serving, model_input, 3)
+    only = score_latest_sessions(aaa, model_input, 3, HORIZON, 0.5, None, RUN, UNIVERSE, "AAA")
+    assert only.keys() == {_key(day, 1) for day in [k.split("/")[0][11:] for k in whole]}
+    for key, frame in only.items():
+        assert frame["symbol"].tolist() == ["AAA"]
+        assert frame["model_name"].tolist() == ["test_stock_ml_direction_aaa"]
+        pooled = whole[key.replace("model_version=1", "model_version=7")]
+        assert frame["score"].iloc[0] == pytest.approx(
+            pooled.loc[pooled["symbol"] == "AAA", "score"].iloc[0]
+        )
+    # A run narrowed to other symbols, and a symbol without features, score nothing (no error:
+    # the other symbols' scoring runs in the same task).
+    narrowed = {**NARROWED, "symbols": ["BBB"]}
+    assert (
+        score_latest_sessions(aaa, model_input, 3, HORIZON, 0.5, None, narrowed, UNIVERSE, "AAA")
+        == {}
+    )
+    gap = model_input.assign(has_features=model_input["symbol"] != "AAA")
+    assert score_latest_sessions(aaa, gap, 3, HORIZON, 0.5, None, RUN, UNIVERSE, "AAA") == {}
+
+
+def test_collected_symbol_predictions_share_partitions_by_version(serving, model_input):
+    """AAA's v1 and BBB's v1 share as_of_date=D/model_version=1; CCC's v2 has its own."""
+    scored = {
+        symbol: score_latest_sessions(
+            _symbol_model(serving, symbol, version),
+            model_input,
+            2,
+            HORIZON,
+            0.5,
+            None,
+            RUN,
+            UNIVERSE,
+            symbol,
+        )
+        for symbol, version in [("AAA", 1), ("BBB", 1), ("CCC", 2)]
+    }
+    log = collect_predictions(*scored.values())
+    days = sorted({key.split("/")[0] for key in scored["AAA"]})
+    assert sorted(log) == sorted(f"{day}/model_version={v}" for day in days for v in (1, 2))
+    for day in days:
+        assert sorted(log[f"{day}/model_version=1"]["symbol"]) == ["AAA", "BBB"]
+        assert log[f"{day}/model_version=2"]["model_name"].tolist() == [
+            "test_stock_ml_direction_ccc"
+        ]
+    assert collect_predictions({}, {}) == {}
+    # The API publishes every symbol's own model's prediction, each naming its model.
+    latest, _ = export_for_api({key: (lambda f=frame: f) for key, frame in log.items()})
+    assert [(p["symbol"], p["model_name"], p["model_version"]) for p in latest["predictions"]] == [
+        ("AAA", "test_stock_ml_direction_aaa", 1),
+        ("BBB", "test_stock_ml_direction_bbb", 1),
+        ("CCC", "test_stock_ml_direction_ccc", 2),
+    ]

@@ -14,6 +14,8 @@ from stock_ml.models import RegistryState, ServingModel
 from stock_ml.pipelines.monitoring.nodes import (
     DRIFT_COLUMNS,
     champion_reference,
+    collect_drift,
+    collect_retrain_decisions,
     decide_retraining,
     drift_report,
     feature_drift,
@@ -331,6 +333,7 @@ def _decide(performance, drift=None, registry=None, health=None, **overrides):
 def test_a_healthy_champion_needs_no_retraining():
     decision = _decide(_performance([0.6, 0.4, 0.7, 0.6]))
     assert decision == {
+        "model_name": "m",
         "retrain_required": False,
         "reasons": [],
         "warnings": [],
@@ -485,3 +488,50 @@ def test_the_history_plots_read_every_run_of_the_drift_log(model_input, champion
         _performance([]), {}, THRESHOLDS, {"top_features": 3}
     )
     assert isinstance(empty_png, Figure) and empty_html.layout.title.text
+
+
+# --- model_scope per_symbol ---------------------------------------------------------------------
+
+
+def test_a_verdict_reads_only_its_own_models_performance():
+    """Per-symbol models share the performance table and their version numbers: AAA's failing
+    v1 must not count against BBB's healthy v1."""
+    bad = _performance([0.1, 0.1, 0.1, 0.1]).assign(model_name="other")
+    good = _performance([0.6, 0.7, 0.6, 0.7])
+    decision = _decide(pd.concat([bad, good], ignore_index=True))
+    assert decision["retrain_required"] is False
+    assert decision["checks"]["rolling_accuracy"] == pytest.approx(0.65)
+    assert _decide(bad)["checks"]["rolling_accuracy"] is None  # none of its own rows
+
+
+def test_per_symbol_verdicts_are_collected_naming_the_symbols_to_retrain():
+    healthy = _decide(_performance([0.6, 0.4, 0.7, 0.6]))
+    missing = _decide(_performance([0.6]), registry=_registry(champion=None))
+    decision = collect_retrain_decisions(healthy, missing, healthy, symbols=("AAA", "BBB", "CCC"))
+    assert decision["retrain_required"] is True
+    assert decision["retrain_symbols"] == ["BBB"]
+    assert decision["reasons"] == ["BBB: champion_missing: no version has alias champion"]
+    assert decision["by_symbol"] == {"AAA": healthy, "BBB": missing, "CCC": healthy}
+    assert (decision["run_id"], decision["run_date"]) == ("daily-1", "2024-03-20")
+    calm = collect_retrain_decisions(healthy, symbols=("AAA",))
+    assert calm["retrain_required"] is False and calm["retrain_symbols"] == []
+    with pytest.raises(ValueError, match="2 verdicts for 1 symbols"):
+        collect_retrain_decisions(healthy, healthy, symbols=("AAA",))
+
+
+def test_a_symbols_drift_is_measured_on_its_rows_and_collected(model_input, champion):
+    run = {"id": "daily-1", "date": "2023-06-30"}
+    aaa, _ = drift_report(model_input, champion, 20, 10, run, "AAA")
+    pooled, _ = drift_report(model_input, champion, 20, 10, run)
+    assert list(aaa.columns) == DRIFT_COLUMNS and set(aaa["model_name"]) == {"m"}
+    rows = aaa.set_index(["kind", "name"])
+    assert rows.loc[("prediction", "score"), "current_rows"] == 20  # one symbol, 20 sessions
+    assert pooled.set_index(["kind", "name"]).loc[("prediction", "score"), "current_rows"] == 20 * (
+        model_input["symbol"].nunique()
+    )
+    empty, _ = drift_report(model_input, None, 20, 10, run, "BBB")
+    drift, history = collect_drift(run, aaa, empty)
+    pd.testing.assert_frame_equal(drift, aaa)
+    assert list(history) == ["run_date=2023-06-30"]
+    nothing, no_history = collect_drift(run, empty)
+    assert nothing.empty and list(nothing.columns) == DRIFT_COLUMNS and no_history == {}

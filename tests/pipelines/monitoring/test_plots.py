@@ -257,3 +257,38 @@ def test_history_html_of_empty_tables_says_no_data(performance, drift_history):
     assert [note.yref for note in notes] == ["y domain", "y2 domain", "y3 domain"]
     assert len(figure.data) == 0
     assert sorted(shape.y0 for shape in figure.layout.shapes) == [0.0, 0.25, 0.45]
+
+
+def test_per_symbol_models_are_drawn_apart_and_their_drift_as_the_highest(
+    performance, drift_history
+):
+    """Per-symbol models share version numbers: AAA's v1 and BBB's v1 are two lines, named by
+    symbol; a feature's drift line is its highest PSI over the models of a run."""
+    names = {"aaa": "test_stock_ml_direction_aaa", "bbb": "test_stock_ml_direction_bbb"}
+    both = pd.concat(
+        [performance.assign(model_name=name) for name in names.values()], ignore_index=True
+    )
+    history = rolling_history(both, 2)
+    assert sorted(history["label"].unique()) == [
+        "aaa v1 (serving)",
+        "aaa v2 (shadow)",
+        "bbb v1 (serving)",
+        "bbb v2 (shadow)",
+    ]
+    single = rolling_history(performance, 2)
+    aaa = history[history["label"] == "aaa v1 (serving)"].reset_index(drop=True)
+    expected = single[single["label"] == "model v1 (serving)"].reset_index(drop=True)
+    assert aaa["rolling_accuracy"].tolist() == pytest.approx(expected["rolling_accuracy"].tolist())
+    calmer = drift_history.assign(psi=drift_history["psi"] / 2)
+    drift = pd.concat(
+        [drift_history.assign(model_name=names["aaa"]), calmer.assign(model_name=names["bbb"])],
+        ignore_index=True,
+    )
+    figure = history_html(both, drift, THRESHOLDS)
+    traces = {trace.name: trace for trace in figure.data}
+    assert {trace.legendgroup for trace in figure.data if trace.name == "aaa v1 (serving)"} == {
+        "aaa v1"
+    }
+    assert list(traces["roc5 (max of 2 models)"].y) == pytest.approx([0.05, 0.40, 0.10])
+    assert list(traces["aaa prediction score"].y) == pytest.approx([0.9, 0.1, 0.2])
+    assert list(traces["bbb prediction score"].y) == pytest.approx([0.45, 0.05, 0.1])

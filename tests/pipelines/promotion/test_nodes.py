@@ -11,6 +11,7 @@ import pytest
 from stock_ml.models import AliasUpdate, RegistryState, ServingModel
 from stock_ml.pipelines.promotion.nodes import (
     HISTORY_COLUMNS,
+    collect_shadow_decisions,
     decide_promotion,
     evaluate_gate,
     gate_name,
@@ -341,3 +342,23 @@ def test_only_a_challenger_held_in_shadow_is_considered():
     for registry in [_in_shadow("reject"), RegistryState(NAME, {"champion": 2}, {2: {}})]:
         decision, update, _ = _after_shadow(log, registry)
         assert decision["action"] == "none" and update == AliasUpdate()
+
+
+def test_a_shadow_decision_reads_only_its_own_models_performance():
+    """Another symbol's model with the same version numbers must not count as shadow days."""
+    other = _shadow_log([0.1] * 5, [0.9] * 5).assign(model_name="other_symbol_model")
+    decision, update, _ = _after_shadow(pd.concat([other, _shadow_log([0.5], [0.6])]))
+    assert decision["action"] == "waiting" and decision["shadow_days"] == 1
+    assert update == AliasUpdate()
+
+
+def test_per_symbol_shadow_decisions_are_collected():
+    waiting, _, _ = _after_shadow(_shadow_log([0.5], [0.6]))
+    promoted, _, _ = _after_shadow(_shadow_log([0.5, 0.6, 0.5, 0.4], [0.6, 0.5, 0.7, 0.4]))
+    collected = collect_shadow_decisions(waiting, promoted, symbols=("AAA", "BBB"))
+    assert collected == {
+        "decided": {"BBB": "promote_after_shadow"},
+        "by_symbol": {"AAA": waiting, "BBB": promoted},
+    }
+    with pytest.raises(ValueError, match="1 shadow decisions for 2 symbols"):
+        collect_shadow_decisions(waiting, symbols=("AAA", "BBB"))

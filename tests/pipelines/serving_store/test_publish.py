@@ -97,7 +97,9 @@ def test_a_run_without_its_partition_is_an_error_naming_it(store) -> None:
 
 def test_missing_column_names_the_table_and_columns(store) -> None:
     drift = pd.DataFrame({"run_date": ["2022-03-11"], "kind": ["feature"], "name": ["roc5"]})
-    with pytest.raises(ValueError, match=r"monitoring_drift: .* lack the columns \['model_v"):
+    with pytest.raises(
+        ValueError, match=r"monitoring_drift: .* lack the columns \['model_name', 'model_v"
+    ):
         conform_rows(drift, store, "monitoring_drift")
 
 

@@ -1,5 +1,5 @@
 """inference pipeline."""
 
-from .pipeline import create_pipeline
+from .pipeline import create_per_symbol_pipeline, create_pipeline
 
-__all__ = ["create_pipeline"]
+__all__ = ["create_per_symbol_pipeline", "create_pipeline"]

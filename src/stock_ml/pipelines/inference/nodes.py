@@ -53,6 +53,7 @@ def score_latest_sessions(
     shadow: ServingModel | None,
     run: dict,
     universe: dict | None = None,
+    symbol: str | None = None,
 ) -> dict[str, pd.DataFrame]:
     """Predictions keyed by (target_prediction_date, symbol, model_version), one partition per
     as-of date and model version (``as_of_date=D/model_version=N``); rescoring a date with a
@@ -66,6 +67,10 @@ def score_latest_sessions(
     A run narrowed to a scope (``run.symbols`` / ``run.exchange_groups`` of ``universe``) scores
     only its scope's symbols; the prediction log keeps every other symbol's rows of the same
     partitions (it replaces rows by symbol, see conf/base/catalog.yml).
+
+    With ``symbol`` (one symbol's own model, model_scope per_symbol): that symbol's rows only,
+    and nothing (a warning) when the run's scope leaves the symbol out or it has no complete
+    feature vector.
     """
     if score_sessions < 1:
         raise ValueError(f"inference.score_sessions must be ≥ 1, got {score_sessions}")
@@ -74,6 +79,15 @@ def score_latest_sessions(
         return {}
     scorable = model_input[model_input["has_features"]]
     scope = scope_symbols(universe, run) if universe is not None else None
+    if symbol is not None:
+        if scope is not None and symbol not in scope:
+            logger.info("%s is not in this run's scope: not scored", symbol)
+            return {}
+        scorable = scorable[scorable["symbol"] == symbol]
+        if scorable.empty:  # one symbol's gap must not stop the other symbols' scoring
+            logger.warning("%s has no complete feature vector: not scored", symbol)
+            return {}
+        scope = None
     if scope is not None:
         scorable = scorable[scorable["symbol"].isin(scope)]
         unscored = sorted(scope - set(scorable["symbol"]))
@@ -124,11 +138,22 @@ def _payload(frame: pd.DataFrame) -> dict:
                 "target_prediction_date": f"{row.target_prediction_date:%Y-%m-%d}",
                 "score": round(float(row.score), 6),
                 "predicted_up": bool(row.predicted_up),
+                "model_name": row.model_name,
                 "model_version": int(row.model_version),
             }
             for row in frame.sort_values("symbol").itertuples()
         ],
     }
+
+
+def collect_predictions(*by_symbol: dict[str, pd.DataFrame]) -> dict[str, pd.DataFrame]:
+    """The per-symbol models' predictions as one run's prediction log partitions: symbols whose
+    models share a version number share the partition ``as_of_date=D/model_version=N``."""
+    parts: dict[str, list[pd.DataFrame]] = {}
+    for predictions in by_symbol:
+        for key, frame in predictions.items():
+            parts.setdefault(key, []).append(frame)
+    return {key: pd.concat(frames, ignore_index=True) for key, frames in sorted(parts.items())}
 
 
 def export_for_api(predictions: dict) -> tuple[dict, dict[str, dict]]:

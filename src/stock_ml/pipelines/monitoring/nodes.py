@@ -83,8 +83,18 @@ def matured_performance(
     ].reset_index(drop=True)
 
 
-def rolling_accuracy(performance: pd.DataFrame, version: int, sessions: int) -> pd.Series:
+def of_model(performance: pd.DataFrame, model_name: str) -> pd.DataFrame:
+    """One registered model's rows of the performance table (per-symbol models share it, and
+    their version numbers collide: AAA's v1 is not BBB's v1)."""
+    return performance[performance["model_name"] == model_name]
+
+
+def rolling_accuracy(
+    performance: pd.DataFrame, version: int, sessions: int, model_name: str | None = None
+) -> pd.Series:
     """The serving model's accuracy over its last ``sessions`` matured as-of dates, per date."""
+    if model_name is not None:
+        performance = of_model(performance, model_name)
     served = performance[
         (performance["model_version"] == version) & (performance["role"] == SERVING)
     ].sort_values("as_of_date")
@@ -140,7 +150,8 @@ def decide_retraining(
     if champion is None:
         reasons.append("champion_missing: no version has alias champion")
     else:
-        rolling = rolling_accuracy(performance, champion, int(thresholds["rolling_sessions"]))
+        sessions = int(thresholds["rolling_sessions"])
+        rolling = rolling_accuracy(performance, champion, sessions, registry.model_name)
         recent = rolling.dropna().tail(int(thresholds["breach_runs"]))
         checks["rolling_accuracy"] = None if recent.empty else float(recent.iloc[-1])
         floor = float(thresholds["accuracy_floor"])
@@ -191,6 +202,7 @@ def decide_retraining(
                 f"cooldown: v{latest} was trained {days} days ago (< {cooldown})"
             )
     decision = {
+        "model_name": registry.model_name,
         "retrain_required": required,
         "reasons": reasons,
         "warnings": warnings,
@@ -232,6 +244,7 @@ def population_stability_index(reference: np.ndarray, current: np.ndarray, bins:
 
 DRIFT_COLUMNS = [
     "run_date",
+    "model_name",
     "model_version",
     "kind",
     "name",
@@ -334,16 +347,20 @@ def drift_report(
     window_sessions: int,
     bins: int,
     run: dict,
+    symbol: str | None = None,
 ) -> tuple[pd.DataFrame, dict[str, pd.DataFrame]]:
     """Feature and prediction drift of the serving model, as this run's table and as this run's
     partition of the drift history (keyed by run date: rerunning a day replaces its rows).
 
     No champion → an empty table: there is no reference to drift from, and the verdict already
-    asks for training.
+    asks for training. With ``symbol`` (one symbol's own model, model_scope per_symbol): that
+    symbol's rows, for the reference and the recent window alike.
     """
     if champion is None:
         logger.warning("No champion: no training reference, no drift measured")
         return pd.DataFrame(columns=DRIFT_COLUMNS), {}
+    if symbol is not None:
+        model_input = model_input[model_input["symbol"] == symbol]
     reference = champion_reference(model_input, champion)
     drift = pd.concat(
         [
@@ -353,9 +370,50 @@ def drift_report(
         ignore_index=True,
     )
     drift["run_date"] = pd.Timestamp(run["date"])
+    drift["model_name"] = champion.name
     drift["model_version"] = champion.version
     drift = drift[DRIFT_COLUMNS]
     return drift, {f"run_date={pd.Timestamp(run['date']):%Y-%m-%d}": drift}
+
+
+def collect_drift(
+    run: dict, *by_symbol: pd.DataFrame
+) -> tuple[pd.DataFrame, dict[str, pd.DataFrame]]:
+    """The per-symbol models' drift tables as one run's table and drift history partition."""
+    tables = [table for table in by_symbol if not table.empty]
+    if not tables:
+        return pd.DataFrame(columns=DRIFT_COLUMNS), {}
+    drift = pd.concat(tables, ignore_index=True)[DRIFT_COLUMNS]
+    return drift, {f"run_date={pd.Timestamp(run['date']):%Y-%m-%d}": drift}
+
+
+def collect_retrain_decisions(*by_symbol: dict, symbols: tuple[str, ...]) -> dict:
+    """The per-symbol verdicts as the daily run's one verdict: ``retrain_required`` when any
+    symbol's model needs training, ``retrain_symbols`` naming them (the daily DAG triggers each
+    one's training DAG), every symbol's reasons prefixed with it, and each verdict whole."""
+    if len(by_symbol) != len(symbols):
+        raise ValueError(f"{len(by_symbol)} verdicts for {len(symbols)} symbols")
+    verdicts = dict(zip(symbols, by_symbol, strict=True))
+    retrain = [symbol for symbol, verdict in verdicts.items() if verdict["retrain_required"]]
+    warnings = list(dict.fromkeys(w for v in verdicts.values() for w in v["warnings"]))
+    first = by_symbol[0] if by_symbol else {}
+    decision = {
+        "retrain_required": bool(retrain),
+        "retrain_symbols": retrain,
+        "reasons": [f"{s}: {r}" for s, v in verdicts.items() for r in v["reasons"]],
+        "warnings": warnings,
+        "by_symbol": verdicts,
+        "run_id": first.get("run_id"),
+        "run_date": first.get("run_date"),
+    }
+    logger.log(
+        logging.WARNING if retrain else logging.INFO,
+        "Retraining required for %d of %d symbols: %s",
+        len(retrain),
+        len(symbols),
+        retrain,
+    )
+    return decision
 
 
 def plot_monitoring_history(

@@ -11,6 +11,7 @@ only translate that into matplotlib or plotly calls, so the PNG and the HTML can
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 
 import pandas as pd
@@ -86,10 +87,13 @@ def rolling_history(performance: pd.DataFrame, sessions: int) -> pd.DataFrame:
     if performance.empty:
         return pd.DataFrame(columns=HISTORY_COLUMNS)
     # The table may come back from CSV with text dates: sort on real dates, not strings.
-    frame = performance.assign(as_of_date=pd.to_datetime(performance["as_of_date"])).sort_values(
-        ["model_version", "role", "as_of_date"], kind="stable", ignore_index=True
+    frame = performance.assign(
+        as_of_date=pd.to_datetime(performance["as_of_date"]),
+        model=_model_names(performance),
+    ).sort_values(
+        ["model", "model_version", "role", "as_of_date"], kind="stable", ignore_index=True
     )
-    groups = frame.groupby(["model_version", "role"], sort=False)
+    groups = frame.groupby(["model", "model_version", "role"], sort=False)
 
     def rolling(column: str, how: str) -> pd.Series:
         return groups[column].transform(lambda s: s.rolling(sessions, min_periods=1).agg(how))
@@ -97,8 +101,10 @@ def rolling_history(performance: pd.DataFrame, sessions: int) -> pd.DataFrame:
     frame["rolling_accuracy"] = rolling("correct", "sum") / rolling("matured_predictions", "sum")
     frame["rolling_rank_ic"] = rolling("rank_ic", "mean")
     frame["label"] = [
-        _model_label(version, role)
-        for version, role in zip(frame["model_version"], frame["role"], strict=True)
+        _model_label(version, role, model)
+        for model, version, role in zip(
+            frame["model"], frame["model_version"], frame["role"], strict=True
+        )
     ]
     return frame[HISTORY_COLUMNS]
 
@@ -160,9 +166,20 @@ def history_html(
 # --- What to draw ------------------------------------------------------------------------------
 
 
-def _model_label(version: object, role: str) -> str:
-    """The legend label of one model version in one role, e.g. ``model v3 (shadow)``."""
-    return f"model v{int(version)} ({role})"
+def _model_names(table: pd.DataFrame) -> pd.Series:
+    """Each row's registered model as a short name: ``model`` when the table holds one (the pooled
+    scope), else what tells them apart (per-symbol models: ``..._direction_aaa`` → ``aaa``)."""
+    if "model_name" not in table or table["model_name"].nunique() < 2:
+        return pd.Series("model", index=table.index)
+    names = table["model_name"].astype(str)
+    prefix = os.path.commonprefix(sorted(set(names)))
+    return names.str.slice(len(prefix)).str.strip("_").replace("", "model")
+
+
+def _model_label(version: object, role: str, model: str = "model") -> str:
+    """The legend label of one model version in one role, e.g. ``model v3 (shadow)``; a
+    per-symbol model is named by its symbol (``aaa v1 (serving)``)."""
+    return f"{model} v{int(version)} ({role})"
 
 
 def _panels(
@@ -192,13 +209,14 @@ def _line(
 def _model_lines(history: pd.DataFrame, columns: dict[str, str]) -> tuple[Line, ...]:
     """Per version and role, one line per ``{column: kind}``, in one colour per version/role."""
     lines = []
-    for index, ((version, _role, label), part) in enumerate(
+    for index, ((_version, _role, label), part) in enumerate(
         history.groupby(["model_version", "role", "label"], sort=True)
     ):
         color = PALETTE[index % len(PALETTE)]
         for column, kind in columns.items():
             name = f"{label} daily" if kind == "daily" else label
-            lines.append(_line(name, part, "as_of_date", column, kind, color, f"v{int(version)}"))
+            group = label.rsplit(" (", 1)[0].removeprefix("model ")  # a version, every role
+            lines.append(_line(name, part, "as_of_date", column, kind, color, group))
     return tuple(line for line in lines if line is not None)
 
 
@@ -227,15 +245,23 @@ def _drift_panel(drift_history: pd.DataFrame, top: int, threshold: float) -> Pan
     """PSI per run of the most drifting features, and of the prediction score drawn apart."""
     lines: list[Line | None] = []
     if not drift_history.empty:
-        drift = drift_history.sort_values("run_date", key=pd.to_datetime)
-        features = drift[drift["kind"] == "feature"]
+        drift = drift_history.assign(
+            run_date=pd.to_datetime(drift_history["run_date"]), model=_model_names(drift_history)
+        ).sort_values("run_date", kind="stable")
+        models = drift["model"].nunique()
+        # Several models (one per symbol): a feature's line is its highest PSI of the run.
+        features = drift[drift["kind"] == "feature"].groupby(["run_date", "name"], as_index=False)
+        features = features["psi"].max()
         for index, name in enumerate(top_drifting(drift_history, top)):
             color = PALETTE[index % len(PALETTE)]
             part = features[features["name"] == name]
-            lines.append(_line(name, part, "run_date", "psi", "feature", color, name))
-        for name, part in drift[drift["kind"] == "prediction"].groupby("name", sort=True):
-            label = f"prediction {name}"
-            lines.append(_line(label, part, "run_date", "psi", "score", BLACK, label))
+            label = name if models == 1 else f"{name} (max of {models} models)"
+            lines.append(_line(label, part, "run_date", "psi", "feature", color, name))
+        scores = drift[drift["kind"] == "prediction"]
+        for (model, name), part in scores.groupby(["model", "name"], sort=True):
+            label = f"prediction {name}" if models == 1 else f"{model} prediction {name}"
+            color = BLACK if models == 1 else GREY
+            lines.append(_line(label, part, "run_date", "psi", "score", color, label))
     return Panel(
         title=f"Drift: PSI vs training reference (top {top} features, prediction score)",
         ylabel="PSI",

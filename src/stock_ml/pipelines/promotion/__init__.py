@@ -1,5 +1,15 @@
 """promotion pipeline: champion/challenger gates, and rollback."""
 
-from .pipeline import create_pipeline, create_rollback_pipeline, create_shadow_pipeline
+from .pipeline import (
+    create_per_symbol_shadow_pipeline,
+    create_pipeline,
+    create_rollback_pipeline,
+    create_shadow_pipeline,
+)
 
-__all__ = ["create_pipeline", "create_rollback_pipeline", "create_shadow_pipeline"]
+__all__ = [
+    "create_per_symbol_shadow_pipeline",
+    "create_pipeline",
+    "create_rollback_pipeline",
+    "create_shadow_pipeline",
+]

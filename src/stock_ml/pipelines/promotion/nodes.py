@@ -259,6 +259,7 @@ def promote_after_shadow(
         decision.update(action="none", champion_after=champion, summary="no challenger in shadow")
         return decision, AliasUpdate(), stored_history.astype(HISTORY_COLUMNS)
     metric = settings.get("metric", "accuracy")
+    performance = performance[performance["model_name"] == registry.model_name]
     both = performance[
         ((performance["role"] == SERVING) & (performance["model_version"] == champion))
         | ((performance["role"] == SHADOW) & (performance["model_version"] == challenger))
@@ -293,6 +294,19 @@ def promote_after_shadow(
     )
     history = append_history(stored_history, {**decision, "gate_set": SHADOW}, [])
     return decision, update, history
+
+
+def collect_shadow_decisions(*by_symbol: dict, symbols: tuple[str, ...]) -> dict:
+    """The per-symbol models' shadow decisions as one record: each symbol's, and who moved."""
+    if len(by_symbol) != len(symbols):
+        raise ValueError(f"{len(by_symbol)} shadow decisions for {len(symbols)} symbols")
+    decisions = dict(zip(symbols, by_symbol, strict=True))
+    moved = {
+        symbol: decision["action"]
+        for symbol, decision in decisions.items()
+        if decision["action"] not in ("none", "waiting")
+    }
+    return {"decided": moved, "by_symbol": decisions}
 
 
 def previous_after_rollback(history: pd.DataFrame, target: int, current: int | None) -> int | None:

@@ -3,11 +3,25 @@
 from kedro.pipeline import Pipeline, node
 
 from stock_ml.pipelines.promotion.nodes import (
+    collect_shadow_decisions,
     decide_promotion,
     model_card,
     plan_rollback,
     promote_after_shadow,
 )
+from stock_ml.pipelines.symbol_namespace import (
+    bind_symbols,
+    namespaced_for_symbol,
+    stage_namespace,
+)
+
+# A symbol's own model's datasets the shadow step reads and writes (per_symbol.<symbol>.<name>).
+SHADOW_MODEL_DATASETS = {
+    "model_registry",
+    "stored_promotion_history",
+    "shadow_alias_update",
+    "shadow_promotion_history",
+}
 
 
 def create_pipeline(**kwargs) -> Pipeline:
@@ -94,3 +108,27 @@ def create_shadow_pipeline(**kwargs) -> Pipeline:
         ],
         tags=["promotion"],
     )
+
+
+def create_per_symbol_shadow_pipeline(namespaces: dict[str, str]) -> Pipeline:
+    """model_scope per_symbol: each symbol's shadow promotion on its own registered model, with
+    the per-symbol promotion settings, in the symbol's monitoring namespace; the decisions
+    collected into one record."""
+    by_symbol = Pipeline([])
+    for namespace in namespaces.values():
+        by_symbol += namespaced_for_symbol(
+            create_shadow_pipeline(),
+            stage_namespace(namespace, "monitoring"),
+            shared={"monitoring_performance"},
+            per_symbol_blocks=("promotion",),
+            model_datasets=SHADOW_MODEL_DATASETS,
+            model_namespace=namespace,
+        )
+    decisions = [stage_namespace(ns, "monitoring") for ns in namespaces.values()]
+    collect = node(
+        bind_symbols(collect_shadow_decisions, namespaces),
+        inputs=[f"{ns}.shadow_promotion_decision" for ns in decisions],
+        outputs="shadow_promotion_decision",
+        name="collect_shadow_decisions",
+    )
+    return by_symbol + Pipeline([collect], tags=["promotion"])

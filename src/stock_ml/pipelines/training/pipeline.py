@@ -1,9 +1,8 @@
 """Training pipeline: gold model input → searched, evaluated model registered as ``challenger``."""
 
-from functools import partial, update_wrapper
-
 from kedro.pipeline import Pipeline, node
 
+from stock_ml.pipelines.symbol_namespace import bind_symbol, namespaced_for_symbol
 from stock_ml.pipelines.training.nodes import (
     data_lineage,
     evaluate_holdout,
@@ -17,8 +16,9 @@ from stock_ml.pipelines.training.nodes import (
     split_by_date,
 )
 
-# Datasets a per-symbol pipeline shares with the pooled one (everything else is namespaced).
-SHARED_INPUTS = {"gold_model_input", "silver_prices@pandas"}
+# Datasets a per-symbol pipeline shares with the pooled one (everything else is namespaced; its
+# gold model input is its select_symbol node's output).
+SHARED_INPUTS = {"silver_prices@pandas"}
 # A one-symbol model reads these blocks from model_scope.per_symbol (the env's own blocks with the
 # per-symbol changes merged in; parameters_training.yml, stock_ml.model_scope).
 PER_SYMBOL_BLOCKS = ("training", "promotion")
@@ -131,11 +131,10 @@ def create_symbol_pipeline(training: Pipeline, symbol: str, namespace: str) -> P
     ``namespace``: its rows of the gold model input, its own registered model, aliases and
     promotion history (catalog factories ``per_symbol.{symbol}.*``), the per-symbol search,
     evaluation and gates; the other parameters and the silver prices are shared."""
-    select = update_wrapper(partial(select_symbol, symbol=symbol), select_symbol)
     rows = Pipeline(
         [
             node(
-                select,
+                bind_symbol(select_symbol, symbol),
                 inputs="gold_model_input",
                 outputs=f"{namespace}.gold_model_input",
                 name="select_symbol",
@@ -144,16 +143,6 @@ def create_symbol_pipeline(training: Pipeline, symbol: str, namespace: str) -> P
         ],
         tags=["training"],
     )
-    names = (i.removeprefix("params:") for i in training.inputs() if i.startswith("params:"))
-    parameters = {
-        name: f"model_scope.per_symbol.{name}" if name.split(".")[0] in PER_SYMBOL_BLOCKS else name
-        for name in names
-    }
-    shared = SHARED_INPUTS & training.inputs()
-    return rows + Pipeline(
-        training,
-        namespace=namespace,
-        inputs={name for name in shared if name != "gold_model_input"},
-        parameters=parameters,
-        tags=["per_symbol"],
+    return rows + namespaced_for_symbol(
+        training, namespace, shared=SHARED_INPUTS, per_symbol_blocks=PER_SYMBOL_BLOCKS
     )
