@@ -165,6 +165,97 @@ def test_a_symbols_training_dag_registers_that_symbols_model(per_symbol) -> None
     assert report["rows"].tolist() == [80, 80, 80]  # the test env's 80-session holdout, 1 symbol
 
 
+def _dag_runs(per_symbol: dict, dag_id: str) -> list[dict]:
+    listed = run(
+        [str(BIN / "airflow"), "dags", "list-runs", dag_id, "-o", "json"],
+        cwd=per_symbol["base"],
+        env=per_symbol["env"],
+    )
+    lines = [line for line in listed.stdout.splitlines() if line.startswith("[")]
+    return json.loads(lines[0]) if lines else []
+
+
+def test_the_daily_dag_scores_and_judges_each_symbol_with_its_own_model(per_symbol) -> None:
+    """After AAA's training DAG (the test above): the daily DAG scores AAA with AAA's champion,
+    judges it on its own, and triggers the training DAG of each symbol still without a model."""
+    bag = per_symbol["dagbag"]["dags"]["test_stock_ml_daily"]
+    triggers = {f"trigger-training_{s.lower()}" for s in SYMBOLS}
+    assert triggers <= set(bag["tasks"])
+    for task in triggers:
+        assert bag["operators"][task] == "TriggerDagRunOperator"
+        assert bag["upstream"][task] == ["retrain-required"]
+    # Every symbol's scoring is one task with the node collecting their predictions; every
+    # symbol's drift and verdict one task with the nodes collecting them.
+    assert bag["upstream"]["retrain-required"] == ["collect-drift-collect-retrain-decisions"]
+    assert "collect-predictions" in bag["upstream"]["export-for-api"]
+    if not (per_symbol["project"] / "data" / ENV_SCHEMAS["test"] / "mlflow.db").exists():
+        pytest.fail("needs the AAA training DAG run of the test above (run the module whole)")
+
+    project, base, env = per_symbol["project"], per_symbol["base"], per_symbol["env"]
+    tested = run([str(BIN / "airflow"), "dags", "test", "test_stock_ml_daily"], cwd=base, env=env)
+    (daily,) = _dag_runs(per_symbol, "test_stock_ml_daily")
+    assert daily["state"] == "success", tested.stdout[-3000:]
+    outputs = project / "data" / ENV_SCHEMAS["test"]
+    predictions = pd.concat(
+        pd.read_parquet(path)
+        for path in (outputs / "07_predictions" / "predictions").rglob("*.parquet")
+    )
+    # Only AAA has a model: only AAA is scored, by its own champion, never by a pooled model.
+    assert set(predictions["symbol"]) == {"AAA"}
+    assert set(predictions["model_name"]) == {"test_stock_ml_direction_aaa"}
+    assert set(predictions[["model_version", "role"]].itertuples(False, None)) == {(1, "serving")}
+    assert len(predictions) == 40  # the test env's score_sessions, one symbol
+    latest = json.loads((outputs / "07_predictions" / "api" / "latest.json").read_text())
+    assert [(p["symbol"], p["model_name"]) for p in latest["predictions"]] == [
+        ("AAA", "test_stock_ml_direction_aaa")
+    ]
+    drift = pd.read_csv(outputs / "08_reporting" / "monitoring_drift.csv")
+    assert set(drift["model_name"]) == {"test_stock_ml_direction_aaa"}
+    assert drift.loc[drift["kind"] == "prediction", "current_rows"].tolist() == [60]
+
+    verdict = json.loads((outputs / "08_reporting" / "retrain_decision.json").read_text())
+    assert verdict["retrain_required"] is True
+    assert verdict["retrain_symbols"] == SYMBOLS[1:]
+    assert [r for r in verdict["reasons"] if not r.startswith("AAA: ")] == [
+        f"{s}: champion_missing: no version has alias champion" for s in SYMBOLS[1:]
+    ]
+    # AAA's model is judged on its own: the test data's regime shift (after 2022-03-11) shows
+    # in its drift, but it was trained today, so the cooldown holds its retraining back.
+    aaa = verdict["by_symbol"]["AAA"]
+    assert aaa["model_name"] == "test_stock_ml_direction_aaa"
+    assert aaa["checks"]["champion_version"] == 1 and aaa["retrain_required"] is False
+    assert aaa["reasons"] and all(
+        r.startswith(("feature_drift", "prediction_drift", "performance")) for r in aaa["reasons"]
+    )
+    assert aaa["checks"]["suppressed_by"].startswith("cooldown: v1 was trained 0 days ago")
+    shadow = json.loads((outputs / "06_models" / "shadow_promotion_decision.json").read_text())
+    assert shadow["decided"] == {}
+    assert shadow["by_symbol"]["AAA"]["summary"] == "no challenger in shadow"
+
+    # The branch triggered the training DAG of each symbol without a model, and only those.
+    listed = run(
+        [
+            str(BIN / "airflow"),
+            "tasks",
+            "states-for-dag-run",
+            "test_stock_ml_daily",
+            daily["run_id"],
+            "-o",
+            "json",
+        ],
+        cwd=base,
+        env=env,
+    )
+    line = next(line for line in listed.stdout.splitlines() if line.startswith("[{"))
+    states = {row["task_id"]: row["state"] for row in json.loads(line)}
+    assert states["trigger-training_aaa"] == "skipped"
+    for symbol in SYMBOLS[1:]:
+        assert states[f"trigger-training_{symbol.lower()}"] == "success"
+        (queued,) = _dag_runs(per_symbol, f"test_stock_ml_training_{symbol.lower()}")
+        assert queued["state"] == "queued"  # queued for the scheduler; `dags test` runs none
+    assert len(_dag_runs(per_symbol, "test_stock_ml_training_aaa")) == 1  # the test above
+
+
 def test_kedro_viz_draws_the_symbols_as_collapsed_namespaces(per_symbol) -> None:
     """`kedro viz build` of the per_symbol env: one modular pipeline per_symbol (collapsed into
     one node by default) holding one namespace per symbol, each its training and promotion."""
@@ -172,6 +263,12 @@ def test_kedro_viz_draws_the_symbols_as_collapsed_namespaces(per_symbol) -> None
     run([str(BIN / "kedro"), "viz", "build"], cwd=project, env=command_env(KEDRO_ENV="test"))
     graph = json.loads((project / "build" / "api" / "main").read_text())
     modular = graph["modular_pipelines"]
+    # Scoring and monitoring, on either side of the shared prediction log, are namespaces of
+    # their own, one per symbol each.
+    for stage in ("per_symbol_inference", "per_symbol_monitoring"):
+        assert sorted(c["id"] for c in modular[stage]["children"]) == [
+            f"{stage}.{s.lower()}" for s in SYMBOLS
+        ]
     assert sorted(modular["per_symbol"]["children"], key=lambda c: c["id"]) == [
         {"id": f"per_symbol.{s.lower()}", "type": "modularPipeline"} for s in SYMBOLS
     ]
