@@ -190,7 +190,12 @@ def per_symbol_pipelines():
 
 def test_per_symbol_registers_one_namespaced_training_per_symbol(pipelines, per_symbol_pipelines):
     names = set(per_symbol_pipelines)
-    assert names - set(pipelines) == {"training_aaa", "training_brk_b"}
+    assert names - set(pipelines) == {
+        "training_aaa",
+        "training_brk_b",
+        "rollback_aaa",
+        "rollback_brk_b",
+    }
     aaa = per_symbol_pipelines["training_aaa"]
     pooled = {node.name for node in pipelines["training"].nodes}
     assert {node.name for node in aaa.nodes} == {"per_symbol.aaa.select_symbol"} | {
@@ -301,3 +306,20 @@ def test_per_symbol_namespaces_are_not_interrupted(per_symbol_pipelines, recwarn
 
     Pipeline(per_symbol_pipelines["__default__"].nodes)
     assert not [w for w in recwarn if "is interrupted" in str(w.message)]
+
+
+def test_per_symbol_rollback_moves_only_that_symbols_champion(pipelines, per_symbol_pipelines):
+    rollback = per_symbol_pipelines["rollback_brk_b"]
+    assert _names(rollback) == {"per_symbol.brk_b.rollback_champion"}
+    assert rollback.inputs() == {
+        "per_symbol.brk_b.model_registry",
+        "per_symbol.brk_b.stored_promotion_history",
+        "params:rollback",
+        "params:run",
+    }
+    assert rollback.outputs() == {
+        "per_symbol.brk_b.rollback_decision",
+        "per_symbol.brk_b.champion_model@update",
+        "per_symbol.brk_b.promotion_history",
+    }
+    assert not {name for name in pipelines if name.startswith("rollback_")}

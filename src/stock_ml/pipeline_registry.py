@@ -7,7 +7,8 @@ runs the search, registers the ``challenger`` and decides its promotion (the pro
 gates). Three groups are registered for Airflow: ``daily`` (refresh the data, score with the
 champion, judge past predictions, publish), ``retraining`` (refresh the data, train, register,
 decide) and ``backfill`` (refetch a date range into the stores; run with ``ingest_mode=backfill``).
-``rollback`` moves ``champion`` back to ``previous`` (or to ``rollback_to_version``).
+``rollback`` moves ``champion`` back to ``previous`` (or to ``rollback_to_version``); per symbol,
+``rollback_<symbol>`` moves that symbol's own champion.
 ``init_serving_store`` creates the env's PostgreSQL schema and tables (``make init-prod``).
 ``__default__`` runs every stage once in order.
 
@@ -76,9 +77,15 @@ def register_pipelines(scope: ModelScope | None = None) -> dict[str, Pipeline]:
     }
     publish_data = stages["publish"].only_nodes_with_tags("publish_data")
     data = stages["ingest"] + stages["silver"] + stages["feature_store"] + publish_data
+    # A symbol's own champion back one step (or to rollback_to_version): rollback_<symbol>.
+    rollbacks = {
+        f"rollback_{symbol_key(symbol)}": promotion.create_symbol_rollback_pipeline(namespace)
+        for symbol, namespace in namespaces.items()
+    }
     return {
         **stages,
         **by_symbol,
+        **rollbacks,
         "daily": data + stages["inference"] + stages["monitoring"] + stages["publish"],
         "retraining": data + stages["training"],
         "backfill": data,

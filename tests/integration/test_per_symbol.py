@@ -6,6 +6,7 @@ against the copy's MLflow store."""
 from __future__ import annotations
 
 import json
+import subprocess
 from pathlib import Path
 
 import pandas as pd
@@ -22,7 +23,7 @@ from tests.integration.project import (
     make_dags,
     run,
 )
-from tests.integration.test_airflow_dags import DAGBAG_SCRIPT
+from tests.integration.test_airflow_dags import DAGBAG_SCRIPT, _runs, _task_states
 
 pytestmark = pytest.mark.slow
 
@@ -166,13 +167,7 @@ def test_a_symbols_training_dag_registers_that_symbols_model(per_symbol) -> None
 
 
 def _dag_runs(per_symbol: dict, dag_id: str) -> list[dict]:
-    listed = run(
-        [str(BIN / "airflow"), "dags", "list-runs", dag_id, "-o", "json"],
-        cwd=per_symbol["base"],
-        env=per_symbol["env"],
-    )
-    lines = [line for line in listed.stdout.splitlines() if line.startswith("[")]
-    return json.loads(lines[0]) if lines else []
+    return _runs({"cwd": per_symbol["base"], "env": per_symbol["env"]}, dag_id)
 
 
 def test_the_daily_dag_scores_and_judges_each_symbol_with_its_own_model(per_symbol) -> None:
@@ -233,27 +228,42 @@ def test_the_daily_dag_scores_and_judges_each_symbol_with_its_own_model(per_symb
     assert shadow["by_symbol"]["AAA"]["summary"] == "no challenger in shadow"
 
     # The branch triggered the training DAG of each symbol without a model, and only those.
-    listed = run(
-        [
-            str(BIN / "airflow"),
-            "tasks",
-            "states-for-dag-run",
-            "test_stock_ml_daily",
-            daily["run_id"],
-            "-o",
-            "json",
-        ],
-        cwd=base,
-        env=env,
-    )
-    line = next(line for line in listed.stdout.splitlines() if line.startswith("[{"))
-    states = {row["task_id"]: row["state"] for row in json.loads(line)}
+    states = _task_states({"cwd": base, "env": env}, "test_stock_ml_daily", daily["run_id"])
     assert states["trigger-training_aaa"] == "skipped"
     for symbol in SYMBOLS[1:]:
         assert states[f"trigger-training_{symbol.lower()}"] == "success"
         (queued,) = _dag_runs(per_symbol, f"test_stock_ml_training_{symbol.lower()}")
         assert queued["state"] == "queued"  # queued for the scheduler; `dags test` runs none
     assert len(_dag_runs(per_symbol, "test_stock_ml_training_aaa")) == 1  # the test above
+
+
+def _failed_kedro_run(project: Path, *args: str) -> str:
+    """A kedro run expected to fail: its output on one line."""
+    result = subprocess.run(
+        [str(BIN / "kedro"), "run", "--env", "test", *args],
+        cwd=project,
+        env=command_env(),
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
+    )
+    assert result.returncode != 0, result.stdout[-2000:]
+    return " ".join((result.stdout + result.stderr).split())
+
+
+def test_a_symbols_rollback_reads_that_symbols_registry(per_symbol) -> None:
+    """rollback_aaa acts on AAA's own model: its only version is champion, nothing to go back to
+    (and the message says so, naming AAA's model, not the pooled one)."""
+    project = per_symbol["project"]
+    output = _failed_kedro_run(project, "--pipeline", "rollback_aaa")
+    assert (
+        "Nothing to roll back to for 'test_stock_ml_direction_aaa': no 'previous' alias" in output
+    )
+    output = _failed_kedro_run(
+        project, "--pipeline", "rollback_aaa", "--params", "rollback_to_version=1"
+    )
+    assert "Version 1 of 'test_stock_ml_direction_aaa' is already champion" in output
 
 
 def test_kedro_viz_draws_the_symbols_as_collapsed_namespaces(per_symbol) -> None:

@@ -5,6 +5,7 @@ from .pipeline import (
     create_pipeline,
     create_rollback_pipeline,
     create_shadow_pipeline,
+    create_symbol_rollback_pipeline,
 )
 
 __all__ = [
@@ -12,4 +13,5 @@ __all__ = [
     "create_pipeline",
     "create_rollback_pipeline",
     "create_shadow_pipeline",
+    "create_symbol_rollback_pipeline",
 ]

@@ -339,7 +339,8 @@ def plan_rollback(
     if target is None:
         raise ValueError(
             f"Nothing to roll back to for '{registry.model_name}': no '{PREVIOUS}' alias. Name a "
-            "version: kedro run --pipeline rollback --params rollback_to_version=<N>"
+            "version: kedro run --pipeline rollback (per symbol: rollback_<symbol>) "
+            "--params rollback_to_version=<N>"
         )
     if target not in registry.version_tags:
         raise ValueError(

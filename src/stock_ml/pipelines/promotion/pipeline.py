@@ -81,6 +81,12 @@ def create_rollback_pipeline(**kwargs) -> Pipeline:
     )
 
 
+def create_symbol_rollback_pipeline(namespace: str) -> Pipeline:
+    """model_scope per_symbol: ``rollback`` on one symbol's registered model and promotion
+    history (``per_symbol.<symbol>.*``), with the shared ``rollback`` parameters."""
+    return namespaced_for_symbol(create_rollback_pipeline(), namespace, shared=())
+
+
 def create_shadow_pipeline(**kwargs) -> Pipeline:
     """Daily, after monitoring: finish a promotion that waits on matured shadow days.
 
