@@ -33,7 +33,7 @@ def _names(pipeline) -> set[str]:
 
 
 def test_registered_pipeline_names(pipelines):
-    groups = {"daily", "retraining", "backfill", "rollback", "__default__"}
+    groups = {"daily", "retraining", "backfill", "rollback", "rollout_start", "__default__"}
     assert set(pipelines) == {*STAGES, *groups, "init_serving_store"}
 
 
@@ -64,8 +64,10 @@ def test_stage_pipelines_hold_their_nodes(pipelines):
         "log_run_params",
         "decide_promotion",
         "model_card",
+        "start_rollout",
     }
     assert _names(pipelines["rollback"]) == {"rollback_champion"}
+    assert _names(pipelines["rollout_start"]) == {"plan_manual_rollout", "start_manual_rollout"}
     assert _names(pipelines["inference"]) == {"score_latest_sessions", "export_for_api"}
     assert _names(pipelines["monitoring"]) == {
         "matured_performance",
@@ -73,9 +75,11 @@ def test_stage_pipelines_hold_their_nodes(pipelines):
         "plot_monitoring_history",
         "decide_retraining",
         "promote_after_shadow",
+        "advance_rollout",
+        "plot_rollout_history",
     }
     for stage in STAGES:
-        tags = {stage, "promotion"} if stage in {"training", "monitoring"} else {stage}
+        tags = {stage, "promotion", "rollout"} if stage in {"training", "monitoring"} else {stage}
         assert all(tags & node.tags for node in pipelines[stage].nodes), stage
 
 
@@ -142,7 +146,7 @@ def test_default_contains_every_node_of_every_stage(pipelines):
     default = pipelines["__default__"]
     every_stage = set().union(*(_names(pipelines[s]) for s in STAGES))
     assert _names(default) == every_stage
-    assert len(default.nodes) == sum(len(pipelines[s].nodes) for s in STAGES) == 31
+    assert len(default.nodes) == sum(len(pipelines[s].nodes) for s in STAGES) == 34
 
 
 def test_default_runs_stages_in_dependency_order(pipelines):
@@ -197,7 +201,7 @@ def test_per_symbol_registers_one_namespaced_training_per_symbol(pipelines, per_
         "rollback_brk_b",
     }
     aaa = per_symbol_pipelines["training_aaa"]
-    pooled = {node.name for node in pipelines["training"].nodes}
+    pooled = {node.name for node in pipelines["training"].nodes} - {"start_rollout"}
     assert {node.name for node in aaa.nodes} == {"per_symbol.aaa.select_symbol"} | {
         f"per_symbol.aaa.{name}" for name in pooled
     }
@@ -323,3 +327,12 @@ def test_per_symbol_rollback_moves_only_that_symbols_champion(pipelines, per_sym
         "per_symbol.brk_b.promotion_history",
     }
     assert not {name for name in pipelines if name.startswith("rollback_")}
+
+
+def test_a_run_that_trains_and_scores_scores_after_the_rollout_began(pipelines):
+    """rollout_state@promotion (written by start_rollout) and @serving (read by inference) are
+    one dataset to Kedro, as champion_model@update and @serving are."""
+    order = [node.name for node in pipelines["__default__"].nodes]
+    assert order.index("start_rollout") < order.index("score_latest_sessions")
+    assert order.index("score_latest_sessions") < order.index("advance_rollout")
+    assert order.index("promote_after_shadow") < order.index("advance_rollout")

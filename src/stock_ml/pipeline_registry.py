@@ -7,6 +7,8 @@ runs the search, registers the ``challenger`` and decides its promotion (the pro
 gates). Three groups are registered for Airflow: ``daily`` (refresh the data, score with the
 champion, judge past predictions, publish), ``retraining`` (refresh the data, train, register,
 decide) and ``backfill`` (refetch a date range into the stores; run with ``ingest_mode=backfill``).
+With ``rollout.enabled`` a promotion starts a staged rollout by instrument share, judged by the
+daily run's rollout step (monitoring stage); ``rollout_start`` starts one by hand.
 ``rollback`` moves ``champion`` back to ``previous`` (or to ``rollback_to_version``); per symbol,
 ``rollback_<symbol>`` moves that symbol's own champion.
 ``init_serving_store`` creates the env's PostgreSQL schema and tables (``make init-prod``).
@@ -38,6 +40,7 @@ from stock_ml.pipelines import (
     ingest,
     monitoring,
     promotion,
+    rollout,
     serving_store,
     silver,
     training,
@@ -61,7 +64,11 @@ def register_pipelines(scope: ModelScope | None = None) -> dict[str, Pipeline]:
         "ingest": ingest.create_pipeline(),
         "silver": silver.create_pipeline(),
         "feature_store": feature_store.create_pipeline(),
-        "training": sum(by_symbol.values(), Pipeline([])) if per_symbol else pooled_training,
+        "training": (
+            sum(by_symbol.values(), Pipeline([]))
+            if per_symbol
+            else pooled_training + rollout.create_start_pipeline()
+        ),
         "inference": (
             inference.create_per_symbol_pipeline(namespaces)
             if per_symbol
@@ -71,7 +78,9 @@ def register_pipelines(scope: ModelScope | None = None) -> dict[str, Pipeline]:
             monitoring.create_per_symbol_pipeline(namespaces)
             + promotion.create_per_symbol_shadow_pipeline(namespaces)
             if per_symbol
-            else monitoring.create_pipeline() + promotion.create_shadow_pipeline()
+            else monitoring.create_pipeline()
+            + promotion.create_shadow_pipeline()
+            + rollout.create_pipeline()
         ),
         "publish": serving_store.create_publish_pipeline(),
     }
@@ -90,6 +99,7 @@ def register_pipelines(scope: ModelScope | None = None) -> dict[str, Pipeline]:
         "retraining": data + stages["training"],
         "backfill": data,
         "rollback": promotion.create_rollback_pipeline(),
+        "rollout_start": rollout.create_manual_pipeline(),
         "init_serving_store": serving_store.create_pipeline(),
         "__default__": sum(stages.values(), Pipeline([])),  # stages are listed in run order
     }

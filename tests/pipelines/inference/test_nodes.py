@@ -16,6 +16,7 @@ from stock_ml.pipelines.inference.nodes import (
     export_for_api,
     score_latest_sessions,
 )
+from stock_ml.rollout import canary_symbols
 
 HORIZON = 3
 PREDICTION_COLUMNS = [
@@ -296,10 +297,16 @@ def _symbol_model(serving: ServingModel, symbol: str, version: int) -> ServingMo
     return ServingModel(serving.model, name, "champion", version, f"run-{symbol}")
 
 
+def _score_symbol(model, model_input, run, symbol="AAA"):
+    return score_latest_sessions(
+        model, model_input, 3, HORIZON, 0.5, None, run, UNIVERSE, symbol=symbol
+    )
+
+
 def test_a_symbols_model_scores_only_its_symbol(serving, model_input):
     aaa = _symbol_model(serving, "AAA", 1)
     whole = _score(serving, model_input, 3)
-    only = score_latest_sessions(aaa, model_input, 3, HORIZON, 0.5, None, RUN, UNIVERSE, "AAA")
+    only = _score_symbol(aaa, model_input, RUN)
     assert only.keys() == {_key(day, 1) for day in [k.split("/")[0][11:] for k in whole]}
     for key, frame in only.items():
         assert frame["symbol"].tolist() == ["AAA"]
@@ -311,12 +318,9 @@ def test_a_symbols_model_scores_only_its_symbol(serving, model_input):
     # A run narrowed to other symbols, and a symbol without features, score nothing (no error:
     # the other symbols' scoring runs in the same task).
     narrowed = {**NARROWED, "symbols": ["BBB"]}
-    assert (
-        score_latest_sessions(aaa, model_input, 3, HORIZON, 0.5, None, narrowed, UNIVERSE, "AAA")
-        == {}
-    )
+    assert _score_symbol(aaa, model_input, narrowed) == {}
     gap = model_input.assign(has_features=model_input["symbol"] != "AAA")
-    assert score_latest_sessions(aaa, gap, 3, HORIZON, 0.5, None, RUN, UNIVERSE, "AAA") == {}
+    assert _score_symbol(aaa, gap, RUN) == {}
 
 
 def test_collected_symbol_predictions_share_partitions_by_version(serving, model_input):
@@ -331,7 +335,7 @@ def test_collected_symbol_predictions_share_partitions_by_version(serving, model
             None,
             RUN,
             UNIVERSE,
-            symbol,
+            symbol=symbol,
         )
         for symbol, version in [("AAA", 1), ("BBB", 1), ("CCC", 2)]
     }
@@ -351,3 +355,53 @@ def test_collected_symbol_predictions_share_partitions_by_version(serving, model
         ("BBB", "test_stock_ml_direction_bbb", 1),
         ("CCC", "test_stock_ml_direction_ccc", 2),
     ]
+
+
+# --- staged rollout -----------------------------------------------------------------------------
+
+
+def _rollout(share: float, candidate: int = 7, baseline: int = 6) -> pd.DataFrame:
+    return pd.DataFrame(
+        [
+            {"rollout_id": "r-old", "status": "failed", "candidate_version": 5},
+            {
+                "rollout_id": "r1",
+                "status": "active",
+                "candidate_version": candidate,
+                "baseline_version": baseline,
+                "stage": 1,
+                "share": share,
+            },
+        ]
+    )
+
+
+def test_a_rollout_serves_the_canary_cohort_with_the_champion_and_the_rest_with_previous(
+    serving, model_input
+):
+    previous = ServingModel(serving.model, serving.name, "previous", 6, "r6")
+    canary = canary_symbols(["AAA", "BBB", "CCC"], "r1", 0.5)
+    assert len(canary) == 2
+    scored = score_latest_sessions(
+        serving, model_input, 3, HORIZON, 0.5, None, RUN, UNIVERSE, _rollout(0.5), previous
+    )
+    log = pd.concat(scored.values(), ignore_index=True)
+    # every symbol, every date: exactly one serving prediction, from its cohort's model
+    assert log.groupby(["as_of_date", "symbol"]).size().eq(1).all()
+    assert len(log) == 3 * 3
+    served_by = log.groupby("symbol")[["model_version", "model_alias"]].first()
+    for symbol in ["AAA", "BBB", "CCC"]:
+        expected = (7, "champion") if symbol in canary else (6, "previous")
+        assert tuple(served_by.loc[symbol]) == expected, symbol
+    assert set(log["role"]) == {"serving"}
+    # The registry no longer matches the rollout (previous gone): the champion serves everyone.
+    alone = score_latest_sessions(
+        serving, model_input, 3, HORIZON, 0.5, None, RUN, UNIVERSE, _rollout(0.5), None
+    )
+    assert set(pd.concat(alone.values())["model_version"]) == {7}
+    # No active rollout: as before.
+    done = _rollout(0.5).assign(status="complete")
+    before = score_latest_sessions(
+        serving, model_input, 3, HORIZON, 0.5, None, RUN, UNIVERSE, done, previous
+    )
+    assert set(pd.concat(before.values())["model_version"]) == {7}

@@ -15,7 +15,8 @@ import numpy as np
 import pandas as pd
 
 from stock_ml.models import SERVING, SHADOW, ServingModel, with_roles
-from stock_ml.universe import scope_symbols
+from stock_ml.rollout import active_rollout, canary_symbols
+from stock_ml.universe import scope_symbols, symbol_calendars
 
 logger = logging.getLogger(__name__)
 
@@ -53,6 +54,8 @@ def score_latest_sessions(
     shadow: ServingModel | None,
     run: dict,
     universe: dict | None = None,
+    rollouts: pd.DataFrame | None = None,
+    baseline: ServingModel | None = None,
     symbol: str | None = None,
 ) -> dict[str, pd.DataFrame]:
     """Predictions keyed by (target_prediction_date, symbol, model_version), one partition per
@@ -67,6 +70,10 @@ def score_latest_sessions(
     A run narrowed to a scope (``run.symbols`` / ``run.exchange_groups`` of ``universe``) scores
     only its scope's symbols; the prediction log keeps every other symbol's rows of the same
     partitions (it replaces rows by symbol, see conf/base/catalog.yml).
+
+    During a staged rollout (``rollouts``, stock_ml.rollout) the champion serves the stage's
+    canary cohort and ``baseline`` (the ``previous`` alias, the version the champion replaced)
+    the other symbols; each row names the version and alias that served it.
 
     With ``symbol`` (one symbol's own model, model_scope per_symbol): that symbol's rows only,
     and nothing (a warning) when the run's scope leaves the symbol out or it has no complete
@@ -99,7 +106,10 @@ def score_latest_sessions(
     if rows.empty:
         where = f" for this run's scope {sorted(scope)}" if scope is not None else ""
         raise ValueError(f"No session has a complete feature vector to score{where}")
-    frames = [_predict(serving, rows, horizon, threshold, SERVING, run)]
+    frames = [
+        _predict(model, part, horizon, threshold, SERVING, run)
+        for model, part in _serving_cohorts(serving, baseline, rows, rollouts, universe)
+    ]
     if shadow is not None and shadow.version != serving.version:
         missing = sorted(set(shadow.model.feature_names_in_) - set(rows.columns))
         if missing:
@@ -122,6 +132,46 @@ def score_latest_sessions(
         f"as_of_date={day:%Y-%m-%d}/model_version={version}": part.reset_index(drop=True)
         for (day, version), part in predictions.groupby(["as_of_date", "model_version"])
     }
+
+
+def _serving_cohorts(
+    serving: ServingModel,
+    baseline: ServingModel | None,
+    rows: pd.DataFrame,
+    rollouts: pd.DataFrame | None,
+    universe: dict | None,
+) -> list[tuple[ServingModel, pd.DataFrame]]:
+    """Which model serves which rows: the champion all of them, or, during a rollout whose
+    versions the registry still holds, the champion the canary cohort and the baseline the rest."""
+    rollout = active_rollout(rollouts)
+    if rollout is None:
+        return [(serving, rows)]
+    versions = (int(rollout["candidate_version"]), int(rollout["baseline_version"]))
+    if baseline is None or (serving.version, baseline.version) != versions:
+        logger.warning(
+            "Rollout %s is of v%d over v%d but the registry serves champion v%s, previous v%s: "
+            "the champion serves every symbol (the rollout step will abort it)",
+            rollout["rollout_id"],
+            *versions,
+            serving.version,
+            None if baseline is None else baseline.version,
+        )
+        return [(serving, rows)]
+    universe_symbols = symbol_calendars(universe) if universe is not None else rows["symbol"]
+    canary = canary_symbols(universe_symbols, rollout["rollout_id"], float(rollout["share"]))
+    in_canary = rows["symbol"].isin(canary)
+    logger.info(
+        "Rollout %s stage %s (%.0f%%): v%d serves %s, v%d the other %d symbols",
+        rollout["rollout_id"],
+        rollout["stage"],
+        100 * float(rollout["share"]),
+        serving.version,
+        sorted(canary),
+        baseline.version,
+        rows.loc[~in_canary, "symbol"].nunique(),
+    )
+    parts = [(serving, rows[in_canary]), (baseline, rows[~in_canary])]
+    return [(model, part) for model, part in parts if not part.empty]
 
 
 def _payload(frame: pd.DataFrame) -> dict:

@@ -24,6 +24,8 @@ SCORING_INPUTS = [
     "params:run",
     "params:universe",
 ]
+# A staged rollout (pooled scope): the state, and the version the champion replaced.
+ROLLOUT_INPUTS = ["rollout_state@serving", "rollout_baseline_model"]
 
 
 def _export() -> Pipeline:
@@ -43,7 +45,7 @@ def _export() -> Pipeline:
 def create_pipeline(**kwargs) -> Pipeline:
     scoring = node(
         score_latest_sessions,
-        inputs=SCORING_INPUTS,
+        inputs=SCORING_INPUTS + ROLLOUT_INPUTS,
         outputs="predictions",
         name="score_latest_sessions",
     )
@@ -51,7 +53,8 @@ def create_pipeline(**kwargs) -> Pipeline:
 
 
 def create_per_symbol_pipeline(namespaces: dict[str, str]) -> Pipeline:
-    """model_scope per_symbol: each symbol scored by its own champion (and challenger in shadow),
+    """model_scope per_symbol: each symbol scored by its own champion (and challenger in shadow;
+    no staged rollout: a symbol's model serves one symbol, there is no share to grow),
     namespace by namespace (``per_symbol_inference.<symbol>``, reading its
     ``per_symbol.<symbol>.champion_model@serving``...), the predictions collected into the one
     prediction log the pooled pipeline writes."""

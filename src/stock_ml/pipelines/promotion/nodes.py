@@ -317,7 +317,9 @@ def previous_after_rollback(history: pd.DataFrame, target: int, current: int | N
     pinned by hand that never served gets the champion it replaces, so the pin can be undone.
     """
     served = history[history["champion_after"] == target]
-    promoted = served[served["action"].isin(["promote", "bootstrap"])]
+    promoted = served[
+        served["action"].isin(["promote", "bootstrap", "promote_after_shadow", "rollout_start"])
+    ]
     if len(promoted):
         before = promoted["champion_before"].iloc[-1]
         return None if pd.isna(before) else int(before)

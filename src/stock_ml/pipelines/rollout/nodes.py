@@ -1,0 +1,588 @@
+"""Staged rollout: start one when a new champion is promoted, judge it daily, advance, complete or
+roll back (stock_ml.rollout holds the state table and the cohort rule).
+
+A promotion (at training, after a shadow stage, or by hand) moves ``champion`` to the new version
+and ``previous`` to the one it replaced, as without a rollout; with ``rollout.enabled`` it also
+starts a rollout, so inference serves the new version to the first stage's canary cohort only
+and the previous one to every other symbol. Each daily run, after monitoring, judges the stage on
+the predictions served since it began (as-of dates after ``stage_started``) once their labels
+have matured:
+
+* errors (any stage): symbols with complete features but no serving prediction on this run's
+  latest as-of date, and non-finite scores, beyond ``health.max_missing_predictions`` /
+  ``health.max_scoring_errors``;
+* the canary cohort against the control cohort (below 100 %): matured accuracy, mean daily rank
+  IC (dates with three or more symbols of the cohort) and the annualised Sharpe ratio of the
+  cohort's long/short-by-direction daily return, each a breach when the canary falls short of the
+  control by more than its ``health.max_*_drop``.
+
+A breach rolls back at once: ``champion`` back to the baseline, the rollout ``failed`` with its
+reasons. A stage whose canary (and control) cohorts have ``min_matured_sessions`` matured as-of
+dates and no breach advances; the last stage (100 %) completes the rollout, and ``previous``
+stays on the baseline for ``previous_retention_days`` for a manual rollback, then is released.
+Otherwise the stage holds. Every run appends one row to the rollout history.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from collections.abc import Callable
+from typing import TYPE_CHECKING
+
+import numpy as np
+import pandas as pd
+
+from stock_ml.models import CHAMPION, PREVIOUS, SERVING, AliasUpdate, RegistryState, with_roles
+from stock_ml.pipelines.promotion.nodes import (
+    HISTORY_COLUMNS,
+    append_history,
+    previous_after_rollback,
+)
+from stock_ml.pipelines.training.evaluation import rank_correlation
+from stock_ml.rollout import (
+    ABORTED,
+    ACTIVE,
+    COMPLETE,
+    FAILED,
+    ROLLOUT_COLUMNS,
+    SUPERSEDED,
+    active_rollout,
+    canary_symbols,
+)
+from stock_ml.universe import symbol_calendars
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
+
+logger = logging.getLogger(__name__)
+
+HOLD, ADVANCE, ROLLBACK, COMPLETED, ABORT, RELEASE, NONE = (
+    "hold",
+    "advance",
+    "rollback",
+    "complete",
+    "abort",
+    "release_previous",
+    "none",
+)
+
+# One row per daily rollout step (conf/base/catalog.yml `rollout_history`).
+ROLLOUT_HISTORY_COLUMNS = {
+    "run_date": "object",
+    "run_id": "object",
+    "rollout_id": "object",
+    "candidate_version": "Int64",
+    "baseline_version": "Int64",
+    "stage": "Int64",
+    "share": "float64",
+    "canary_symbols": "object",
+    "canary_dates": "Int64",
+    "control_dates": "Int64",
+    "canary_predictions": "Int64",
+    "control_predictions": "Int64",
+    "canary_accuracy": "float64",
+    "control_accuracy": "float64",
+    "canary_rank_ic": "float64",
+    "control_rank_ic": "float64",
+    "canary_sharpe": "float64",
+    "control_sharpe": "float64",
+    "missing_predictions": "Int64",
+    "scoring_errors": "Int64",
+    "decision": "object",
+    "reasons": "object",
+}
+HEALTH_METRICS = ("accuracy", "rank_ic", "sharpe")
+PROMOTIONS = ("promote", "promote_after_shadow", "rollout_start")
+
+
+def check_rollout(rollout: dict) -> None:
+    """Refuse a malformed ``rollout`` block before anything moves."""
+    stages = [float(s) for s in rollout["stages"]]
+    if not stages or stages != sorted(stages) or stages[-1] != 1.0 or stages[0] <= 0:
+        raise ValueError(f"rollout.stages must rise to 1.0 from above 0, got {rollout['stages']}")
+    if int(rollout["min_matured_sessions"]) < 1:
+        raise ValueError("rollout.min_matured_sessions must be ≥ 1")
+
+
+def _table(frame: pd.DataFrame, columns: dict[str, str]) -> pd.DataFrame:
+    return frame.reindex(columns=list(columns)).astype(columns)
+
+
+def _with_row(rollouts: pd.DataFrame, row: dict) -> pd.DataFrame:
+    """``rollouts`` with ``row`` replacing the row of its rollout id (or added)."""
+    kept = rollouts[rollouts["rollout_id"] != row["rollout_id"]]
+    new = _table(pd.DataFrame([row]), ROLLOUT_COLUMNS)
+    return _table(
+        pd.concat([_table(kept, ROLLOUT_COLUMNS), new], ignore_index=True), ROLLOUT_COLUMNS
+    )
+
+
+def new_rollout(
+    rollouts: pd.DataFrame, decision: dict, rollout: dict, run: dict, started_by: str
+) -> pd.DataFrame:
+    """``rollouts`` with a new active rollout of the decision's promotion (an active one is
+    superseded: its candidate is the new baseline)."""
+    check_rollout(rollout)
+    day = f"{pd.Timestamp(run['date']):%Y-%m-%d}"
+    candidate, baseline = int(decision["champion_after"]), int(decision["champion_before"])
+    table = _table(rollouts, ROLLOUT_COLUMNS)
+    current = active_rollout(table)
+    if current is not None:
+        table = _with_row(
+            table,
+            {
+                **current,
+                "status": SUPERSEDED,
+                "ended": day,
+                "reasons": f"superseded by v{candidate}",
+            },
+        )
+    row = {
+        "rollout_id": f"{decision['model_name']}-v{candidate}-{day}",
+        "model_name": decision["model_name"],
+        "candidate_version": candidate,
+        "baseline_version": baseline,
+        "started_by": started_by,
+        "started": day,
+        "status": ACTIVE,
+        "stage": 0,
+        "share": float(rollout["stages"][0]),
+        "stage_started": day,
+        "ended": None,
+        "previous_released": None,
+        "reasons": None,
+    }
+    logger.warning(
+        "Rollout %s started: v%d serves %.0f%% of the universe, v%d the rest",
+        row["rollout_id"],
+        candidate,
+        100 * row["share"],
+        baseline,
+    )
+    return _with_row(table, row)
+
+
+def start_rollout(decision: dict, rollouts: pd.DataFrame, rollout: dict, run: dict) -> pd.DataFrame:
+    """After a promotion decision: a new rollout when it moved ``champion`` from one version to
+    another and rollouts are enabled; otherwise the state as it was. A first champion
+    (bootstrap) has nothing to roll out against."""
+    promoted = decision.get("action") in PROMOTIONS and decision.get("champion_before") is not None
+    if not (rollout.get("enabled") and promoted):
+        return _table(rollouts, ROLLOUT_COLUMNS)
+    return new_rollout(rollouts, decision, rollout, run, decision.get("started_by", "promotion"))
+
+
+def plan_manual_rollout(
+    registry: RegistryState, stored_history: pd.DataFrame, rollout: dict, run: dict
+) -> tuple[dict, AliasUpdate, pd.DataFrame]:
+    """``kedro run --pipeline rollout_start --params rollout_candidate=N``: version N becomes
+    champion, the current champion ``previous``, and a rollout of N starts (rollouts enabled or
+    not: asking for one is the point)."""
+    requested = rollout.get("candidate_version")
+    if requested is None:
+        raise ValueError(
+            "Name the version to roll out: kedro run --pipeline rollout_start "
+            "--params rollout_candidate=<N>"
+        )
+    candidate, current = int(requested), registry.version_of(CHAMPION)
+    if candidate not in registry.version_tags:
+        raise ValueError(
+            f"'{registry.model_name}' has no version {candidate} "
+            f"(versions: {sorted(registry.version_tags)})"
+        )
+    if current is None or candidate == current:
+        raise ValueError(
+            f"A rollout needs a champion other than v{candidate} to serve the control cohort; "
+            f"'{registry.model_name}' champion: {current}"
+        )
+    decision = {
+        "model_name": registry.model_name,
+        "action": "rollout_start",
+        "champion_before": current,
+        "champion_after": candidate,
+        "challenger_version": candidate,
+        "started_by": "manual",
+        "summary": f"manual rollout of v{candidate} over v{current}",
+        "decided_at": str(run["time"]),
+        "run_id": str(run["id"]),
+        "gate_set": None,
+    }
+    update = AliasUpdate(set_aliases={CHAMPION: candidate, PREVIOUS: current})
+    return decision, update, append_history(stored_history, decision, [])
+
+
+def start_manual_rollout(
+    decision: dict, rollouts: pd.DataFrame, rollout: dict, run: dict
+) -> pd.DataFrame:
+    """The rollout the manual command asked for."""
+    return new_rollout(rollouts, decision, rollout, run, "manual")
+
+
+# --- the daily step -----------------------------------------------------------------------------
+
+
+def _partition_parts(key: str) -> dict[str, str]:
+    return dict(part.split("=", 1) for part in key.split("/"))
+
+
+def _served_since(
+    predictions: dict[str, Callable[[], pd.DataFrame]], versions: set[int], after: str
+) -> pd.DataFrame:
+    """Serving predictions of ``versions`` with as-of dates after ``after`` (only those
+    partitions are read)."""
+    frames = []
+    for key, load in predictions.items():
+        parts = _partition_parts(key)
+        if int(parts["model_version"]) in versions and parts["as_of_date"] > after:
+            frames.append(load())
+    if not frames:
+        columns = ["symbol", "as_of_date", "model_version", "role", "score", "predicted_up"]
+        return pd.DataFrame(columns=[*columns, "scored_by_run"])
+    logged = with_roles(pd.concat(frames, ignore_index=True))
+    return logged[logged["role"] == SERVING]
+
+
+def _as_dates(frame: pd.DataFrame, column: str) -> pd.DataFrame:
+    return frame.assign(**{column: pd.to_datetime(frame[column])})
+
+
+def cohort_metrics(matured: pd.DataFrame, horizon: int) -> dict:
+    """Accuracy, mean daily rank IC and annualised Sharpe of one cohort's matured predictions.
+
+    The Sharpe ratio is that of the cohort's daily long/short-by-direction return (long the
+    symbols predicted up, short the others, equal weights, over the horizon), annualised by
+    ``sqrt(252 / horizon)``; NaN with fewer than two dates or no variation."""
+    if matured.empty:
+        return {"dates": 0, "predictions": 0, **{m: math.nan for m in HEALTH_METRICS}}
+    sign = 2 * matured["predicted_up"].astype(float) - 1
+    daily = (sign * matured["forward_return"]).groupby(matured["as_of_date"]).mean()
+    spread = daily.std(ddof=1) if len(daily) > 1 else math.nan
+    sharpe = (
+        float(daily.mean() / spread * math.sqrt(252 / horizon))
+        if spread and np.isfinite(spread)
+        else math.nan
+    )
+    ics = [
+        rank_correlation(day["score"], day["forward_return"])
+        for _, day in matured.groupby("as_of_date")
+    ]
+    ics = [ic for ic in ics if np.isfinite(ic)]
+    return {
+        "dates": int(matured["as_of_date"].nunique()),
+        "predictions": len(matured),
+        "accuracy": float((matured["predicted_up"] == matured["label_up"]).mean()),
+        "rank_ic": float(np.mean(ics)) if ics else math.nan,
+        "sharpe": sharpe,
+    }
+
+
+def _run_errors(
+    predictions: dict[str, Callable[[], pd.DataFrame]],
+    model_input: pd.DataFrame,
+    run: dict,
+    versions: set[int],
+) -> tuple[int, int, list[str]]:
+    """Symbols with complete features but no serving prediction on this run's latest scored
+    as-of date, and this run's non-finite scores."""
+    scored = _served_since(predictions, versions, "")
+    scored = scored[scored["scored_by_run"].astype(str) == str(run["id"])]
+    if scored.empty:
+        return 0, 0, ["this run served no prediction of the rollout's versions"]
+    latest = pd.Timestamp(scored["as_of_date"].max())
+    scorable = model_input[model_input["has_features"] & (model_input["date"] == latest)]
+    served = scored[pd.to_datetime(scored["as_of_date"]) == latest]
+    missing = sorted(set(scorable["symbol"]) - set(served["symbol"]))
+    errors = int((~np.isfinite(scored["score"].astype(float))).sum())
+    notes = [f"no prediction on {latest:%Y-%m-%d} for {missing}"] if missing else []
+    return len(missing), errors, notes
+
+
+def _breaches(canary: dict, control: dict, health: dict, share: float) -> list[str]:
+    reasons = []
+    if share >= 1:
+        return reasons
+    for metric in HEALTH_METRICS:
+        limit = health.get(f"max_{metric}_drop")
+        ours, theirs = canary[metric], control[metric]
+        if limit is None or not (np.isfinite(ours) and np.isfinite(theirs)):
+            continue
+        if theirs - ours > float(limit):
+            reasons.append(
+                f"{metric}_drop: canary {ours:.4f} vs control {theirs:.4f} "
+                f"(drop {theirs - ours:.4f} > {float(limit):g})"
+            )
+    return reasons
+
+
+def _release_previous(
+    rollouts: pd.DataFrame, registry: RegistryState, rollout: dict, run: dict
+) -> tuple[pd.DataFrame, AliasUpdate, dict | None]:
+    """After a completed rollout's retention: let ``previous`` (still on its baseline) go."""
+    done = rollouts[(rollouts["status"] == COMPLETE) & rollouts["previous_released"].isna()]
+    if done.empty:
+        return rollouts, AliasUpdate(), None
+    latest = done.iloc[-1].to_dict()
+    day = pd.Timestamp(run["date"])
+    due = pd.Timestamp(latest["ended"]) + pd.Timedelta(days=int(rollout["previous_retention_days"]))
+    if day < due:
+        return rollouts, AliasUpdate(), None
+    held = registry.version_of(PREVIOUS) == int(latest["baseline_version"])
+    released = {**latest, "previous_released": f"{day:%Y-%m-%d}"}
+    update = AliasUpdate(delete_aliases=[PREVIOUS]) if held else AliasUpdate()
+    days = rollout["previous_retention_days"]
+    note = f"previous v{latest['baseline_version']} released after {days} days"
+    return _with_row(rollouts, released), update, {**released, "note": note if held else None}
+
+
+def advance_rollout(
+    stored_rollouts: pd.DataFrame,
+    shadow_decision: dict,
+    predictions: dict[str, Callable[[], pd.DataFrame]],
+    labels: pd.DataFrame,
+    model_input: pd.DataFrame,
+    registry: RegistryState,
+    stored_history: pd.DataFrame,
+    stored_rollout_history: pd.DataFrame,
+    universe: dict,
+    rollout: dict,
+    horizon: int,
+    run: dict,
+) -> tuple[pd.DataFrame, pd.DataFrame, AliasUpdate, pd.DataFrame, dict]:
+    """The daily rollout step (see the module docstring). Returns the rollout state, the rollout
+    history, the alias moves, the promotion history and this run's decision."""
+    check_rollout(rollout)
+    day = f"{pd.Timestamp(run['date']):%Y-%m-%d}"
+    rollouts = _table(stored_rollouts, ROLLOUT_COLUMNS)
+    history = stored_history.astype(HISTORY_COLUMNS)
+    if rollout.get("enabled") and shadow_decision.get("action") == "promote_after_shadow":
+        rollouts = new_rollout(rollouts, shadow_decision, rollout, run, "shadow")
+    current = active_rollout(rollouts)
+    decision: dict = {"run_date": day, "run_id": str(run["id"]), "decision": NONE}
+    if current is None:
+        rollouts, update, released = _release_previous(rollouts, registry, rollout, run)
+        if released is not None and released["note"]:
+            decision.update(
+                decision=RELEASE, rollout_id=released["rollout_id"], reasons=[released["note"]]
+            )
+        return (
+            rollouts,
+            _append_step(stored_rollout_history, decision),
+            update,
+            history,
+            decision,
+        )
+
+    candidate, baseline = int(current["candidate_version"]), int(current["baseline_version"])
+    share, stage = float(current["share"]), int(current["stage"])
+    decision.update(
+        rollout_id=current["rollout_id"],
+        candidate_version=candidate,
+        baseline_version=baseline,
+        stage=stage,
+        share=share,
+    )
+    served_by = (registry.version_of(CHAMPION), registry.version_of(PREVIOUS))
+    if served_by != (candidate, baseline):
+        reason = (
+            f"the registry no longer serves the rollout: champion v{served_by[0]}, "
+            f"previous v{served_by[1]} (expected v{candidate}, v{baseline})"
+        )
+        rollouts = _with_row(
+            rollouts, {**current, "status": ABORTED, "ended": day, "reasons": reason}
+        )
+        decision.update(decision=ABORT, reasons=[reason])
+        logger.warning("Rollout %s aborted: %s", current["rollout_id"], reason)
+        return (
+            rollouts,
+            _append_step(stored_rollout_history, decision),
+            AliasUpdate(),
+            history,
+            decision,
+        )
+
+    judged = _judge_stage(
+        current, predictions, labels, model_input, universe, rollout, horizon, run
+    )
+    reasons, ready = judged.pop("reasons"), judged.pop("ready")
+    decision.update(judged)
+    update = AliasUpdate()
+    if reasons:
+        update, history = _rollback(current, registry, history, reasons, run)
+        rollouts = _with_row(
+            rollouts, {**current, "status": FAILED, "ended": day, "reasons": "; ".join(reasons)}
+        )
+        decision.update(decision=ROLLBACK, reasons=reasons)
+        logger.warning(
+            "Rollout %s rolled back at stage %d: %s", current["rollout_id"], stage, reasons
+        )
+    elif ready and stage + 1 < len(rollout["stages"]):
+        next_share = float(rollout["stages"][stage + 1])
+        rollouts = _with_row(
+            rollouts, {**current, "stage": stage + 1, "share": next_share, "stage_started": day}
+        )
+        decision.update(
+            decision=ADVANCE, reasons=[f"stage {stage} passed; next share {next_share:g}"]
+        )
+    elif ready:
+        rollouts = _with_row(rollouts, {**current, "status": COMPLETE, "ended": day})
+        update = AliasUpdate(version_tags={candidate: {"rollout": COMPLETE}})
+        decision.update(decision=COMPLETED, reasons=[f"v{candidate} serves every symbol"])
+    else:
+        decision.update(
+            decision=HOLD,
+            reasons=[
+                f"{judged['metrics']['canary']['dates']} of {rollout['min_matured_sessions']} "
+                f"matured canary dates, {judged['metrics']['control']['dates']} control"
+            ],
+        )
+    logger.info("Rollout %s: %s", current["rollout_id"], decision["decision"])
+    return rollouts, _append_step(stored_rollout_history, decision), update, history, decision
+
+
+def _judge_stage(
+    current: dict,
+    predictions: dict[str, Callable[[], pd.DataFrame]],
+    labels: pd.DataFrame,
+    model_input: pd.DataFrame,
+    universe: dict,
+    rollout: dict,
+    horizon: int,
+    run: dict,
+) -> dict:
+    """The stage's cohorts, their metrics and errors, whether it is ready to judge, and its
+    breaches (``reasons``)."""
+    candidate, baseline = int(current["candidate_version"]), int(current["baseline_version"])
+    share = float(current["share"])
+    symbols = list(symbol_calendars(universe))
+    canary = canary_symbols(symbols, current["rollout_id"], share)
+    served = _served_since(predictions, {candidate, baseline}, str(current["stage_started"]))
+    realised = labels.dropna(subset=["label_up"])[["symbol", "date", "label_up", "forward_return"]]
+    matured = _as_dates(served, "as_of_date").merge(
+        _as_dates(realised, "date").rename(columns={"date": "as_of_date"}),
+        on=["symbol", "as_of_date"],
+        how="inner",
+    )
+    in_canary = matured["symbol"].isin(canary)
+    canary_rows = matured[in_canary & (matured["model_version"] == candidate)]
+    control_rows = matured[~in_canary & (matured["model_version"] == baseline)]
+    metrics = {
+        "canary": cohort_metrics(canary_rows, horizon),
+        "control": cohort_metrics(control_rows, horizon),
+    }
+    missing, errors, notes = _run_errors(predictions, model_input, run, {candidate, baseline})
+    health = rollout.get("health", {})
+    reasons = []
+    if missing > int(health.get("max_missing_predictions", 0)):
+        reasons.append(f"missing_predictions: {missing}; " + "; ".join(notes))
+    if errors > int(health.get("max_scoring_errors", 0)):
+        reasons.append(f"scoring_errors: {errors} non-finite scores")
+    needed = int(rollout["min_matured_sessions"])
+    ready = metrics["canary"]["dates"] >= needed and (
+        share >= 1 or metrics["control"]["dates"] >= needed
+    )
+    if ready:
+        reasons += _breaches(metrics["canary"], metrics["control"], health, share)
+    return {
+        "canary_symbols": sorted(canary),
+        "metrics": metrics,
+        "missing_predictions": missing,
+        "scoring_errors": errors,
+        "ready": ready,
+        "reasons": reasons,
+    }
+
+
+def _rollback(
+    current: dict, registry: RegistryState, history: pd.DataFrame, reasons: list[str], run: dict
+) -> tuple[AliasUpdate, pd.DataFrame]:
+    """``champion`` back to the baseline (``previous`` to what it replaced, as a manual
+    rollback does), the candidate tagged, a promotion history row."""
+    candidate, baseline = int(current["candidate_version"]), int(current["baseline_version"])
+    target_previous = previous_after_rollback(history, baseline, candidate)
+    update = AliasUpdate(
+        set_aliases={
+            CHAMPION: baseline,
+            **({PREVIOUS: target_previous} if target_previous else {}),
+        },
+        delete_aliases=[] if target_previous else [PREVIOUS],
+        version_tags={candidate: {"rollout": FAILED, "rolled_back_at": str(run["time"])}},
+    )
+    row = {
+        "decided_at": str(run["time"]),
+        "run_id": str(run["id"]),
+        "model_name": registry.model_name,
+        "action": "rollout_rollback",
+        "champion_before": candidate,
+        "champion_after": baseline,
+        "challenger_version": candidate,
+        "gate_set": "rollout",
+        "summary": "; ".join(reasons),
+    }
+    return update, append_history(history, row, [])
+
+
+def _append_step(stored: pd.DataFrame, decision: dict) -> pd.DataFrame:
+    """The rollout history with this run's step (one row per run; a rerun replaces its row)."""
+    metrics = decision.get("metrics", {})
+    row = {
+        "run_date": decision["run_date"],
+        "run_id": decision["run_id"],
+        "rollout_id": decision.get("rollout_id"),
+        "candidate_version": decision.get("candidate_version"),
+        "baseline_version": decision.get("baseline_version"),
+        "stage": decision.get("stage"),
+        "share": decision.get("share", math.nan),
+        "canary_symbols": ",".join(decision.get("canary_symbols", [])) or None,
+        "missing_predictions": decision.get("missing_predictions"),
+        "scoring_errors": decision.get("scoring_errors"),
+        "decision": decision["decision"],
+        "reasons": "; ".join(decision.get("reasons", [])) or None,
+    }
+    for cohort in ("canary", "control"):
+        values = metrics.get(cohort, {})
+        row[f"{cohort}_dates"] = values.get("dates")
+        row[f"{cohort}_predictions"] = values.get("predictions")
+        for metric in HEALTH_METRICS:
+            row[f"{cohort}_{metric}"] = values.get(metric, math.nan)
+    stored = _table(stored, ROLLOUT_HISTORY_COLUMNS)
+    kept = stored[stored["run_id"] != row["run_id"]]
+    new = _table(pd.DataFrame([row]), ROLLOUT_HISTORY_COLUMNS)
+    return _table(pd.concat([kept, new], ignore_index=True), ROLLOUT_HISTORY_COLUMNS)
+
+
+def plot_rollout_history(history: pd.DataFrame) -> Figure:
+    """The rollout history as a figure: per rollout, the canary share over the run dates and the
+    canary and control cohorts' matured accuracy, each decision marked."""
+    from matplotlib.figure import Figure
+
+    figure = Figure(figsize=(11, 7), layout="constrained")
+    figure.suptitle("stock_ml rollout history")
+    share_ax, accuracy_ax = figure.subplots(2, 1, sharex=True)
+    steps = history.dropna(subset=["rollout_id"]).assign(
+        run_date=lambda f: pd.to_datetime(f["run_date"])
+    )
+    for rollout_id, unsorted in steps.groupby("rollout_id", sort=False):
+        part = unsorted.sort_values("run_date")
+        share_ax.step(part["run_date"], 100 * part["share"], where="post", label=rollout_id)
+        for cohort, style in (("canary", "-"), ("control", "--")):
+            accuracy_ax.plot(
+                part["run_date"],
+                part[f"{cohort}_accuracy"],
+                style,
+                marker=".",
+                label=f"{rollout_id} {cohort}",
+            )
+        for decision, marker in (("advance", "^"), ("complete", "*"), ("rollback", "X")):
+            moments = part[part["decision"] == decision]
+            share_ax.scatter(moments["run_date"], 100 * moments["share"], marker=marker, s=80)
+    share_ax.set_ylabel("canary share, %")
+    share_ax.set_ylim(0, 105)
+    accuracy_ax.set_ylabel("matured accuracy since stage start")
+    accuracy_ax.set_ylim(0, 1)
+    if steps.empty:
+        share_ax.text(0.5, 0.5, "no rollout yet", transform=share_ax.transAxes, ha="center")
+    else:
+        share_ax.legend(loc="upper left", fontsize="small")
+        accuracy_ax.legend(loc="lower left", fontsize="small", ncols=2)
+    return figure
