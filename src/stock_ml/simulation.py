@@ -79,6 +79,22 @@ def _run(project: Path, scenario: dict, pipeline: str, day: str, kind: str) -> A
         return session.load_context().catalog
 
 
+def _session(project: Path, scenario: dict, day: str) -> Any:
+    """A session of the scenario's env on ``day`` that runs nothing (reads, injections)."""
+    from kedro.framework.session import KedroSession
+
+    runtime_params = {**(scenario.get("params") or {}), "run_date": day}
+    return KedroSession.create(
+        project_path=project, env=scenario["env"], runtime_params=runtime_params
+    )
+
+
+def _catalog(project: Path, scenario: dict, day: str) -> Any:
+    """The env's catalog as a run on ``day`` would see it, without running anything."""
+    with _session(project, scenario, day) as session:
+        return session.load_context().catalog
+
+
 def _reason_codes(reasons: list[str]) -> str:
     return ",".join(reason.split(":")[0] for reason in reasons)
 
@@ -130,13 +146,150 @@ def simulate(project: str | Path, scenario: dict) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=TIMELINE_COLUMNS)
 
 
+ROLLOUT_TIMELINE_COLUMNS = [
+    "rollout",
+    "day",
+    "candidate_version",
+    "stage",
+    "share",
+    "decision",
+    "canary_symbols",
+    "canary_accuracy",
+    "control_accuracy",
+    "champion_after",
+    "previous_after",
+    "served",
+    "missing",
+]
+
+
+def inject_label_flip_candidate(project: Path, scenario: dict, day: str) -> int:
+    """Register a deliberately broken model as the next version: a logistic regression fitted on
+    the gold store's trainable rows up to ``day`` with every label flipped (a sign bug in a
+    label job), tagged like the champion (its training window, so monitoring can read it) and
+    as ``family: injected_label_flip``. Returns its version."""
+    import mlflow
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    from stock_ml.models import CHALLENGER, ModelCandidate
+
+    with _session(project, scenario, day) as session:
+        catalog = session.load_context().catalog
+        champion = catalog.load("champion_model@serving")
+        features = list(champion.model.feature_names_in_)
+        gold = catalog.load("gold_model_input")
+        rows = gold[gold["is_trainable"] & (gold["date"] <= pd.Timestamp(day))]
+        estimator = make_pipeline(StandardScaler(), LogisticRegression(max_iter=1000))
+        estimator.fit(rows[features], 1 - rows["label_up"].astype(int))
+        tags = {**champion.tags, "family": "injected_label_flip", "training_run_date": day}
+        candidate = ModelCandidate(
+            estimator,
+            rows[features].head(5).reset_index(drop=True),
+            tags,
+            "injected: labels flipped",
+        )
+        with mlflow.start_run(run_name=f"injected-label-flip-{day}"):
+            catalog.save("challenger_model", candidate)
+        return int(catalog.load("model_registry").version_of(CHALLENGER))
+
+
+def _served_on_latest(catalog: Any, run_id: str) -> tuple[dict[str, int], list[str]]:
+    """This run's serving predictions of its latest as-of date (symbol → version), and the
+    symbols with complete features that date but no serving prediction."""
+    from stock_ml.models import SERVING, with_roles
+
+    frames = [load() for load in catalog.load("predictions").values()]
+    logged = with_roles(pd.concat(frames, ignore_index=True))
+    ours = logged[(logged["scored_by_run"] == run_id) & (logged["role"] == SERVING)]
+    latest = ours["as_of_date"].max()
+    served = ours[ours["as_of_date"] == latest].set_index("symbol")["model_version"]
+    gold = catalog.load("gold_model_input")
+    scorable = set(gold.loc[gold["has_features"] & (gold["date"] == latest), "symbol"])
+    return {s: int(v) for s, v in served.sort_index().items()}, sorted(scorable - set(served.index))
+
+
+def _rollout_candidate(project: Path, scenario: dict, spec: dict, day: str) -> int:
+    """The version a rollout of the scenario rolls out: a real retraining, or an injected bad
+    model; a retraining whose promotion already started its rollout needs no manual start."""
+    if spec["candidate"] == "retrain":
+        catalog = _run(project, scenario, "retraining", day, "training")
+        return int(catalog.load("promotion_decision")["challenger_version"])
+    if spec["candidate"] == "label_flip":
+        return inject_label_flip_candidate(project, scenario, day)
+    raise ValueError(f"rollout candidate must be retrain or label_flip, got {spec['candidate']!r}")
+
+
+def simulate_rollouts(project: str | Path, scenario: dict) -> pd.DataFrame:
+    """Train the first champion on ``train_on``; then, for each of the scenario's ``rollouts``
+    in turn, make its candidate on the next session, start its rollout (the promotion's own, or
+    ``rollout_start`` by hand) and run the daily pipeline session by session until the rollout
+    completes, is rolled back or aborts. One timeline row per daily run
+    (``ROLLOUT_TIMELINE_COLUMNS``)."""
+    from kedro.framework.startup import bootstrap_project
+
+    from stock_ml.rollout import active_rollout
+
+    project = Path(project).resolve()
+    bootstrap_project(project)
+    _run(project, scenario, "retraining", str(scenario["train_on"]), "training")
+    days = [
+        f"{d:%Y-%m-%d}"
+        for d in exchange_sessions(scenario["calendar"], scenario["start"], scenario["end"])
+    ]
+    rows, cursor = [], 0
+    for spec in scenario["rollouts"]:
+        day = days[cursor]
+        cursor += 1
+        version = _rollout_candidate(project, scenario, spec, day)
+        current = active_rollout(_catalog(project, scenario, day).load("stored_rollout_state"))
+        if current is None or int(current["candidate_version"]) != version:
+            manual = {
+                **scenario,
+                "params": {**(scenario.get("params") or {}), "rollout_candidate": version},
+            }
+            _run(project, manual, "rollout_start", day, "rollout_start")
+        while cursor < len(days):
+            day = days[cursor]
+            cursor += 1
+            catalog = _run(project, scenario, "daily", day, "daily")
+            decision = catalog.load("rollout_decision")
+            registry = catalog.load("model_registry")
+            served, missing = _served_on_latest(catalog, f"simulated__{day}__daily")
+            metrics = decision.get("metrics", {})
+            rows.append(
+                {
+                    "rollout": spec["name"],
+                    "day": day,
+                    "candidate_version": version,
+                    "stage": decision.get("stage"),
+                    "share": decision.get("share"),
+                    "decision": decision["decision"],
+                    "canary_symbols": ",".join(decision.get("canary_symbols", [])),
+                    "canary_accuracy": metrics.get("canary", {}).get("accuracy"),
+                    "control_accuracy": metrics.get("control", {}).get("accuracy"),
+                    "champion_after": registry.version_of(CHAMPION),
+                    "previous_after": registry.version_of("previous"),
+                    "served": ",".join(f"{s}:v{v}" for s, v in served.items()),
+                    "missing": ",".join(missing),
+                }
+            )
+            logger.info("Simulated %s %s: %s", spec["name"], day, decision["decision"])
+            if decision["decision"] in ("complete", "rollback", "abort"):
+                break
+    return pd.DataFrame(rows, columns=ROLLOUT_TIMELINE_COLUMNS)
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("scenario", help="scenario YAML (see conf/scenarios/)")
     parser.add_argument("--project", default=".", help="the Kedro project (default: here)")
     parser.add_argument("--timeline", required=True, help="CSV to write the timeline to")
     args = parser.parse_args(argv)
-    timeline = simulate(args.project, load_scenario(args.scenario))
+    scenario = load_scenario(args.scenario)
+    run = simulate_rollouts if scenario.get("rollouts") else simulate
+    timeline = run(args.project, scenario)
     Path(args.timeline).parent.mkdir(parents=True, exist_ok=True)
     timeline.to_csv(args.timeline, index=False)
     print(timeline.to_string(index=False))

@@ -386,14 +386,18 @@ def test_a_rollout_serves_the_canary_cohort_with_the_champion_and_the_rest_with_
         serving, model_input, 3, HORIZON, 0.5, None, RUN, UNIVERSE, _rollout(0.5), previous
     )
     log = pd.concat(scored.values(), ignore_index=True)
+    served = log[log["role"] == "serving"]
     # every symbol, every date: exactly one serving prediction, from its cohort's model
-    assert log.groupby(["as_of_date", "symbol"]).size().eq(1).all()
-    assert len(log) == 3 * 3
-    served_by = log.groupby("symbol")[["model_version", "model_alias"]].first()
+    assert served.groupby(["as_of_date", "symbol"]).size().eq(1).all()
+    assert len(served) == 3 * 3
+    served_by = served.groupby("symbol")[["model_version", "model_alias"]].first()
     for symbol in ["AAA", "BBB", "CCC"]:
         expected = (7, "champion") if symbol in canary else (6, "previous")
         assert tuple(served_by.loc[symbol]) == expected, symbol
-    assert set(log["role"]) == {"serving"}
+    # the baseline also scores the canary cohort, in shadow: the rollout step's paired control
+    shadow = log[log["role"] == "shadow"]
+    assert set(shadow["symbol"]) == canary and set(shadow["model_version"]) == {6}
+    assert len(shadow) == len(canary) * 3
     # The registry no longer matches the rollout (previous gone): the champion serves everyone.
     alone = score_latest_sessions(
         serving, model_input, 3, HORIZON, 0.5, None, RUN, UNIVERSE, _rollout(0.5), None

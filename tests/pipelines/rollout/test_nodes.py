@@ -34,6 +34,8 @@ ROLLOUT = {
         "max_accuracy_drop": 0.1,
         "max_rank_ic_drop": 0.5,
         "max_sharpe_drop": 5.0,
+        "significance": 0.05,
+        "max_stage_sessions": 8,
     },
 }
 NAME = "test_stock_ml_direction"
@@ -87,28 +89,36 @@ def _model_input(until: int) -> pd.DataFrame:
 
 def _log(rollout: dict, through: int, run: dict, good: bool = True, skip=()) -> dict:
     """The prediction log as inference writes it during the rollout: the canary cohort served by
-    v2 (right on every day if ``good``, wrong on every day if not), the rest by v1 (always
-    right), as-of dates up to ``through``; ``skip``: symbols left unscored on the last date."""
+    v2 (right on every day if ``good``, wrong on every day if not) and scored in shadow by v1,
+    the rest served by v1 (always right), as-of dates up to ``through``; ``skip``: symbols left
+    unscored on the last date."""
     canary = canary_symbols(SYMBOLS, rollout["rollout_id"], float(rollout["share"]))
     partitions: dict[str, list[dict]] = {}
+
+    def log(day, symbol, version, role, up):
+        key = f"as_of_date={day:%Y-%m-%d}/model_version={version}"
+        partitions.setdefault(key, []).append(
+            {
+                "symbol": symbol,
+                "as_of_date": day,
+                "model_version": version,
+                "role": role,
+                "score": 0.8 if up else 0.2,
+                "predicted_up": int(up),
+                "scored_by_run": run["id"],
+            }
+        )
+
     for i, day in enumerate(DAYS[: through + 1]):
+        right = i % 2 == 0
         for symbol in SYMBOLS:
             if i == through and symbol in skip:
                 continue
-            version = 2 if symbol in canary else 1
-            right = i % 2 == 0
-            up = right if (version == 1 or good) else not right
-            partitions.setdefault(f"as_of_date={day:%Y-%m-%d}/model_version={version}", []).append(
-                {
-                    "symbol": symbol,
-                    "as_of_date": day,
-                    "model_version": version,
-                    "role": "serving",
-                    "score": 0.8 if up else 0.2,
-                    "predicted_up": int(up),
-                    "scored_by_run": run["id"],
-                }
-            )
+            if symbol in canary:
+                log(day, symbol, 2, "serving", right if good else not right)
+                log(day, symbol, 1, "shadow", right)
+            else:
+                log(day, symbol, 1, "serving", right)
     return {key: (lambda rows=rows: pd.DataFrame(rows)) for key, rows in partitions.items()}
 
 
@@ -254,17 +264,25 @@ def _promotions() -> pd.DataFrame:
 
 
 def test_a_bad_candidate_is_rolled_back_at_the_canary_stage():
+    """One canary symbol, wrong every day where the baseline is right: the drop shows from the
+    first matured session, but a sign test needs five discordant sessions (p = 1/32)."""
     rollouts = _started()
-    for day in (1, 2, 3):
+    for day in (1, 2, 3, 4, 5):
         rollouts, _, update, _, decision = _advance(rollouts, day, good=False)
         assert decision["decision"] == "hold" and update == AliasUpdate()
+    assert decision["reasons"][1].startswith(
+        "accuracy_drop: candidate 0.0000 vs baseline 1.0000 on the canary cohort"
+    )
+    assert decision["pvalues"]["accuracy"] == pytest.approx(1 / 16)
     rollouts, steps, update, history, decision = _advance(
-        rollouts, 4, good=False, history=_promotions()
+        rollouts, 6, good=False, history=_promotions()
     )
     assert decision["decision"] == "rollback"
-    assert decision["reasons"][0].startswith("accuracy_drop: canary 0.0000 vs control 1.0000")
+    assert decision["reasons"][0].startswith("accuracy_drop: candidate 0.0000 vs baseline 1.0000")
+    assert decision["pvalues"]["accuracy"] == pytest.approx(1 / 32)
     metrics = decision["metrics"]
-    assert (metrics["canary"]["predictions"], metrics["control"]["predictions"]) == (3, 15)
+    assert (metrics["canary"]["predictions"], metrics["control"]["predictions"]) == (5, 5)
+    assert metrics["control_cohort"]["predictions"] == 25
     assert update.set_aliases == {"champion": 1}
     assert update.delete_aliases == ["previous"]  # v1 never replaced a recorded champion
     assert update.version_tags[2]["rollout"] == "failed"
@@ -274,6 +292,36 @@ def test_a_bad_candidate_is_rolled_back_at_the_canary_stage():
     (row,) = rollouts.to_dict("records")
     assert row["status"] == "failed" and "accuracy_drop" in row["reasons"]
     assert steps["decision"].tolist() == ["rollback"]
+
+
+def test_a_drop_that_never_becomes_significant_rolls_back_after_max_stage_sessions():
+    rollout = {**ROLLOUT, "health": {**ROLLOUT["health"], "significance": 0.001}}
+    rollouts = start_rollout(_promotion(), _empty(ROLLOUT_COLUMNS), rollout, _run(0))
+    decisions = []
+    for day in range(1, 12):
+        state = rollouts[rollouts["status"] == "active"]
+        if state.empty:
+            break
+        run = _run(day)
+        labels = _labels()
+        labels.loc[labels["date"] >= DAYS[day], ["label_up", "forward_return"]] = np.nan
+        rollouts, _, _, _, decision = advance_rollout(
+            rollouts,
+            {"action": "none"},
+            _log(state.iloc[0].to_dict(), day, run, good=False),
+            labels,
+            _model_input(day),
+            _registry(),
+            _empty(HISTORY_COLUMNS),
+            _empty(ROLLOUT_HISTORY_COLUMNS),
+            UNIVERSE,
+            rollout,
+            1,
+            run,
+        )
+        decisions.append(decision["decision"])
+    assert decisions == ["hold"] * 8 + ["rollback"]
+    assert "not recovered after 8 matured sessions" in decision["reasons"][0]
 
 
 def test_a_missing_prediction_breaches_at_once():

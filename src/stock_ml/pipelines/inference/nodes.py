@@ -107,8 +107,8 @@ def score_latest_sessions(
         where = f" for this run's scope {sorted(scope)}" if scope is not None else ""
         raise ValueError(f"No session has a complete feature vector to score{where}")
     frames = [
-        _predict(model, part, horizon, threshold, SERVING, run)
-        for model, part in _serving_cohorts(serving, baseline, rows, rollouts, universe)
+        _predict(model, part, horizon, threshold, role, run)
+        for model, part, role in _serving_cohorts(serving, baseline, rows, rollouts, universe)
     ]
     if shadow is not None and shadow.version != serving.version:
         missing = sorted(set(shadow.model.feature_names_in_) - set(rows.columns))
@@ -140,12 +140,14 @@ def _serving_cohorts(
     rows: pd.DataFrame,
     rollouts: pd.DataFrame | None,
     universe: dict | None,
-) -> list[tuple[ServingModel, pd.DataFrame]]:
-    """Which model serves which rows: the champion all of them, or, during a rollout whose
-    versions the registry still holds, the champion the canary cohort and the baseline the rest."""
+) -> list[tuple[ServingModel, pd.DataFrame, str]]:
+    """Which model scores which rows in which role: the champion serves all of them, or, during
+    a rollout whose versions the registry still holds, the champion serves the canary cohort and
+    the baseline the rest, and the baseline also scores the canary cohort in shadow (the rollout
+    step compares the two models on the same symbols and sessions)."""
     rollout = active_rollout(rollouts)
     if rollout is None:
-        return [(serving, rows)]
+        return [(serving, rows, SERVING)]
     versions = (int(rollout["candidate_version"]), int(rollout["baseline_version"]))
     if baseline is None or (serving.version, baseline.version) != versions:
         logger.warning(
@@ -156,7 +158,7 @@ def _serving_cohorts(
             serving.version,
             None if baseline is None else baseline.version,
         )
-        return [(serving, rows)]
+        return [(serving, rows, SERVING)]
     universe_symbols = symbol_calendars(universe) if universe is not None else rows["symbol"]
     canary = canary_symbols(universe_symbols, rollout["rollout_id"], float(rollout["share"]))
     in_canary = rows["symbol"].isin(canary)
@@ -170,8 +172,12 @@ def _serving_cohorts(
         baseline.version,
         rows.loc[~in_canary, "symbol"].nunique(),
     )
-    parts = [(serving, rows[in_canary]), (baseline, rows[~in_canary])]
-    return [(model, part) for model, part in parts if not part.empty]
+    parts = [
+        (serving, rows[in_canary], SERVING),
+        (baseline, rows[~in_canary], SERVING),
+        (baseline, rows[in_canary], SHADOW),
+    ]
+    return [(model, part, role) for model, part, role in parts if not part.empty]
 
 
 def _payload(frame: pd.DataFrame) -> dict:

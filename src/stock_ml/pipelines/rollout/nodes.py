@@ -3,24 +3,30 @@ roll back (stock_ml.rollout holds the state table and the cohort rule).
 
 A promotion (at training, after a shadow stage, or by hand) moves ``champion`` to the new version
 and ``previous`` to the one it replaced, as without a rollout; with ``rollout.enabled`` it also
-starts a rollout, so inference serves the new version to the first stage's canary cohort only
-and the previous one to every other symbol. Each daily run, after monitoring, judges the stage on
-the predictions served since it began (as-of dates after ``stage_started``) once their labels
-have matured:
+starts a rollout, so inference serves the new version (the candidate) to the first stage's canary
+cohort only and the previous one (the baseline) to every other symbol. The baseline also scores
+the canary cohort in shadow. Each daily run, after monitoring, judges the stage on the
+predictions made since it began (as-of dates after ``stage_started``) whose labels have matured:
 
-* errors (any stage): symbols with complete features but no serving prediction on this run's
+* errors, at any time: symbols with complete features but no serving prediction on this run's
   latest as-of date, and non-finite scores, beyond ``health.max_missing_predictions`` /
   ``health.max_scoring_errors``;
-* the canary cohort against the control cohort (below 100 %): matured accuracy, mean daily rank
-  IC (dates with three or more symbols of the cohort) and the annualised Sharpe ratio of the
-  cohort's long/short-by-direction daily return, each a breach when the canary falls short of the
-  control by more than its ``health.max_*_drop``.
+* the candidate against the baseline on the canary cohort's own symbols and sessions (paired, so
+  a cohort of trending symbols does not pass for a good model): matured accuracy, mean daily
+  rank IC (dates with three or more canary symbols) and the annualised Sharpe ratio of the daily
+  long/short-by-direction return. A drop beyond ``health.max_<metric>_drop`` breaches when a
+  one-sided paired test (a sign test on the sessions where one model was right and the other
+  not; paired t-tests on daily returns and ICs) gives p < ``health.significance``, or once it
+  has lasted ``health.max_stage_sessions`` matured sessions; until then it holds the stage. A
+  canary of one symbol cannot tell noise from harm in three sessions; it should not be promoted
+  on them either.
 
 A breach rolls back at once: ``champion`` back to the baseline, the rollout ``failed`` with its
-reasons. A stage whose canary (and control) cohorts have ``min_matured_sessions`` matured as-of
-dates and no breach advances; the last stage (100 %) completes the rollout, and ``previous``
-stays on the baseline for ``previous_retention_days`` for a manual rollback, then is released.
-Otherwise the stage holds. Every run appends one row to the rollout history.
+reasons. A stage with ``min_matured_sessions`` matured sessions and no drop beyond a limit
+advances; the last stage (100 %, the baseline still in shadow) completes the rollout, and
+``previous`` stays on the baseline for ``previous_retention_days`` for a manual rollback, then is
+released. Every run appends one row to the rollout history; the control cohort's own metrics
+(the baseline serving the other symbols) are recorded in the decision, not judged.
 """
 
 from __future__ import annotations
@@ -33,7 +39,15 @@ from typing import TYPE_CHECKING
 import numpy as np
 import pandas as pd
 
-from stock_ml.models import CHAMPION, PREVIOUS, SERVING, AliasUpdate, RegistryState, with_roles
+from stock_ml.models import (
+    CHAMPION,
+    PREVIOUS,
+    SERVING,
+    SHADOW,
+    AliasUpdate,
+    RegistryState,
+    with_roles,
+)
 from stock_ml.pipelines.promotion.nodes import (
     HISTORY_COLUMNS,
     append_history,
@@ -226,11 +240,11 @@ def _partition_parts(key: str) -> dict[str, str]:
     return dict(part.split("=", 1) for part in key.split("/"))
 
 
-def _served_since(
+def _logged_since(
     predictions: dict[str, Callable[[], pd.DataFrame]], versions: set[int], after: str
 ) -> pd.DataFrame:
-    """Serving predictions of ``versions`` with as-of dates after ``after`` (only those
-    partitions are read)."""
+    """Predictions (serving and shadow) of ``versions`` with as-of dates after ``after`` (only
+    those partitions are read)."""
     frames = []
     for key, load in predictions.items():
         parts = _partition_parts(key)
@@ -239,42 +253,86 @@ def _served_since(
     if not frames:
         columns = ["symbol", "as_of_date", "model_version", "role", "score", "predicted_up"]
         return pd.DataFrame(columns=[*columns, "scored_by_run"])
-    logged = with_roles(pd.concat(frames, ignore_index=True))
-    return logged[logged["role"] == SERVING]
+    return with_roles(pd.concat(frames, ignore_index=True))
 
 
 def _as_dates(frame: pd.DataFrame, column: str) -> pd.DataFrame:
     return frame.assign(**{column: pd.to_datetime(frame[column])})
 
 
-def cohort_metrics(matured: pd.DataFrame, horizon: int) -> dict:
-    """Accuracy, mean daily rank IC and annualised Sharpe of one cohort's matured predictions.
+def _daily_returns(rows: pd.DataFrame) -> pd.Series:
+    """Per as-of date, the equal-weight return of going long the symbols predicted up and short
+    the others over the horizon."""
+    sign = 2 * rows["predicted_up"].astype(float) - 1
+    return (sign * rows["forward_return"]).groupby(rows["as_of_date"]).mean()
 
-    The Sharpe ratio is that of the cohort's daily long/short-by-direction return (long the
-    symbols predicted up, short the others, equal weights, over the horizon), annualised by
+
+def _sharpe(daily: pd.Series, horizon: int) -> float:
+    spread = daily.std(ddof=1) if len(daily) > 1 else math.nan
+    if not (spread and np.isfinite(spread)):
+        return math.nan
+    return float(daily.mean() / spread * math.sqrt(252 / horizon))
+
+
+def _daily_ic(rows: pd.DataFrame) -> pd.Series:
+    """Per as-of date, the rank IC of the scores (NaN below three symbols)."""
+    return rows.groupby("as_of_date").apply(
+        lambda day: rank_correlation(day["score"], day["forward_return"]), include_groups=False
+    )
+
+
+def cohort_metrics(matured: pd.DataFrame, horizon: int) -> dict:
+    """Accuracy, mean daily rank IC and annualised Sharpe of one model's matured predictions.
+
+    The Sharpe ratio is that of the daily long/short-by-direction return (long the symbols
+    predicted up, short the others, equal weights, over the horizon), annualised by
     ``sqrt(252 / horizon)``; NaN with fewer than two dates or no variation."""
     if matured.empty:
         return {"dates": 0, "predictions": 0, **{m: math.nan for m in HEALTH_METRICS}}
-    sign = 2 * matured["predicted_up"].astype(float) - 1
-    daily = (sign * matured["forward_return"]).groupby(matured["as_of_date"]).mean()
-    spread = daily.std(ddof=1) if len(daily) > 1 else math.nan
-    sharpe = (
-        float(daily.mean() / spread * math.sqrt(252 / horizon))
-        if spread and np.isfinite(spread)
-        else math.nan
-    )
-    ics = [
-        rank_correlation(day["score"], day["forward_return"])
-        for _, day in matured.groupby("as_of_date")
-    ]
-    ics = [ic for ic in ics if np.isfinite(ic)]
+    ics = _daily_ic(matured).dropna()
     return {
         "dates": int(matured["as_of_date"].nunique()),
         "predictions": len(matured),
         "accuracy": float((matured["predicted_up"] == matured["label_up"]).mean()),
-        "rank_ic": float(np.mean(ics)) if ics else math.nan,
-        "sharpe": sharpe,
+        "rank_ic": float(ics.mean()) if len(ics) else math.nan,
+        "sharpe": _sharpe(_daily_returns(matured), horizon),
     }
+
+
+def paired_pvalues(pairs: pd.DataFrame) -> dict[str, float]:
+    """One-sided p-values that the candidate is worse than the baseline on the same (symbol,
+    as-of date) pairs: a sign test on the pairs where only one of them was right (accuracy),
+    paired t-tests on the daily long/short returns (Sharpe) and the daily rank ICs. NaN where
+    there is too little to test (no discordant pair, fewer than three dates)."""
+    from scipy.stats import binomtest, ttest_rel
+
+    right = {w: pairs[f"predicted_up_{w}"] == pairs["label_up"] for w in ("canary", "base")}
+    discordant = right["canary"] != right["base"]
+    wins = int((right["canary"] & discordant).sum())
+    accuracy = (
+        binomtest(wins, int(discordant.sum()), 0.5, alternative="less").pvalue
+        if discordant.any()
+        else math.nan
+    )
+
+    def paired_t(daily: Callable[[pd.DataFrame], pd.Series]) -> float:
+        both = pd.concat(
+            [daily(_side(pairs, w)).rename(w) for w in ("canary", "base")], axis=1
+        ).dropna()
+        if len(both) < 3 or (both["canary"] - both["base"]).std() == 0:
+            return math.nan
+        return float(ttest_rel(both["canary"], both["base"], alternative="less").pvalue)
+
+    return {
+        "accuracy": float(accuracy),
+        "sharpe": paired_t(_daily_returns),
+        "rank_ic": paired_t(_daily_ic),
+    }
+
+
+def _side(pairs: pd.DataFrame, which: str) -> pd.DataFrame:
+    """One model's columns of the paired table, under the plain names."""
+    return pairs.rename(columns={f"{c}_{which}": c for c in ("score", "predicted_up")})
 
 
 def _run_errors(
@@ -285,8 +343,9 @@ def _run_errors(
 ) -> tuple[int, int, list[str]]:
     """Symbols with complete features but no serving prediction on this run's latest scored
     as-of date, and this run's non-finite scores."""
-    scored = _served_since(predictions, versions, "")
-    scored = scored[scored["scored_by_run"].astype(str) == str(run["id"])]
+    logged = _logged_since(predictions, versions, "")
+    scored = logged[(logged["scored_by_run"].astype(str) == str(run["id"]))]
+    scored = scored[scored["role"] == SERVING]
     if scored.empty:
         return 0, 0, ["this run served no prediction of the rollout's versions"]
     latest = pd.Timestamp(scored["as_of_date"].max())
@@ -298,21 +357,33 @@ def _run_errors(
     return len(missing), errors, notes
 
 
-def _breaches(canary: dict, control: dict, health: dict, share: float) -> list[str]:
-    reasons = []
-    if share >= 1:
-        return reasons
+def _judge_metrics(
+    metrics: dict, pvalues: dict, health: dict, sessions: int
+) -> tuple[list[str], list[str]]:
+    """(breaches, pending): a metric whose drop exceeds its limit breaches when the paired test
+    says the candidate is worse (p < ``significance``) or the stage has held it for
+    ``max_stage_sessions`` matured dates; before either, it holds the stage (pending)."""
+    breaches, pending = [], []
+    alpha, patience = float(health["significance"]), int(health["max_stage_sessions"])
     for metric in HEALTH_METRICS:
         limit = health.get(f"max_{metric}_drop")
-        ours, theirs = canary[metric], control[metric]
+        ours, theirs = metrics["canary"][metric], metrics["control"][metric]
         if limit is None or not (np.isfinite(ours) and np.isfinite(theirs)):
             continue
-        if theirs - ours > float(limit):
-            reasons.append(
-                f"{metric}_drop: canary {ours:.4f} vs control {theirs:.4f} "
-                f"(drop {theirs - ours:.4f} > {float(limit):g})"
-            )
-    return reasons
+        drop = theirs - ours
+        if drop <= float(limit):
+            continue
+        note = (
+            f"{metric}_drop: candidate {ours:.4f} vs baseline {theirs:.4f} on the canary "
+            f"cohort (drop {drop:.4f} > {float(limit):g}, p={pvalues[metric]:.3f})"
+        )
+        if pvalues[metric] < alpha:
+            breaches.append(note)
+        elif sessions >= patience:
+            breaches.append(f"{note}, not recovered after {sessions} matured sessions")
+        else:
+            pending.append(note)
+    return breaches, pending
 
 
 def _release_previous(
@@ -429,13 +500,11 @@ def advance_rollout(
         update = AliasUpdate(version_tags={candidate: {"rollout": COMPLETE}})
         decision.update(decision=COMPLETED, reasons=[f"v{candidate} serves every symbol"])
     else:
-        decision.update(
-            decision=HOLD,
-            reasons=[
-                f"{judged['metrics']['canary']['dates']} of {rollout['min_matured_sessions']} "
-                f"matured canary dates, {judged['metrics']['control']['dates']} control"
-            ],
+        waiting = (
+            f"{judged['metrics']['canary']['dates']} of {rollout['min_matured_sessions']} "
+            "matured sessions"
         )
+        decision.update(decision=HOLD, reasons=[waiting, *judged["pending"]])
     logger.info("Rollout %s: %s", current["rollout_id"], decision["decision"])
     return rollouts, _append_step(stored_rollout_history, decision), update, history, decision
 
@@ -450,26 +519,36 @@ def _judge_stage(
     horizon: int,
     run: dict,
 ) -> dict:
-    """The stage's cohorts, their metrics and errors, whether it is ready to judge, and its
-    breaches (``reasons``)."""
+    """The stage's canary cohort, the candidate's and the baseline's metrics on it (paired: the
+    baseline scores the canary cohort in shadow), the control cohort's, errors, whether the
+    stage is ready, its breaches (``reasons``) and the drops still waiting for evidence."""
     candidate, baseline = int(current["candidate_version"]), int(current["baseline_version"])
-    share = float(current["share"])
-    symbols = list(symbol_calendars(universe))
-    canary = canary_symbols(symbols, current["rollout_id"], share)
-    served = _served_since(predictions, {candidate, baseline}, str(current["stage_started"]))
+    canary = canary_symbols(
+        list(symbol_calendars(universe)), current["rollout_id"], float(current["share"])
+    )
+    logged = _logged_since(predictions, {candidate, baseline}, str(current["stage_started"]))
     realised = labels.dropna(subset=["label_up"])[["symbol", "date", "label_up", "forward_return"]]
-    matured = _as_dates(served, "as_of_date").merge(
+    matured = _as_dates(logged, "as_of_date").merge(
         _as_dates(realised, "date").rename(columns={"date": "as_of_date"}),
         on=["symbol", "as_of_date"],
         how="inner",
     )
     in_canary = matured["symbol"].isin(canary)
-    canary_rows = matured[in_canary & (matured["model_version"] == candidate)]
-    control_rows = matured[~in_canary & (matured["model_version"] == baseline)]
+    role, version = matured["role"], matured["model_version"]
+    served = matured[in_canary & (role == SERVING) & (version == candidate)]
+    shadowed = matured[in_canary & (role == SHADOW) & (version == baseline)]
+    keys = ["symbol", "as_of_date", "label_up", "forward_return"]
+    pairs = served[[*keys, "score", "predicted_up"]].merge(
+        shadowed[[*keys, "score", "predicted_up"]], on=keys, suffixes=("_canary", "_base")
+    )
     metrics = {
-        "canary": cohort_metrics(canary_rows, horizon),
-        "control": cohort_metrics(control_rows, horizon),
+        "canary": cohort_metrics(_side(pairs, "canary"), horizon),
+        "control": cohort_metrics(_side(pairs, "base"), horizon),
+        "control_cohort": cohort_metrics(
+            matured[~in_canary & (role == SERVING) & (version == baseline)], horizon
+        ),
     }
+    pvalues = paired_pvalues(pairs) if len(pairs) else dict.fromkeys(HEALTH_METRICS, math.nan)
     missing, errors, notes = _run_errors(predictions, model_input, run, {candidate, baseline})
     health = rollout.get("health", {})
     reasons = []
@@ -477,19 +556,17 @@ def _judge_stage(
         reasons.append(f"missing_predictions: {missing}; " + "; ".join(notes))
     if errors > int(health.get("max_scoring_errors", 0)):
         reasons.append(f"scoring_errors: {errors} non-finite scores")
-    needed = int(rollout["min_matured_sessions"])
-    ready = metrics["canary"]["dates"] >= needed and (
-        share >= 1 or metrics["control"]["dates"] >= needed
-    )
-    if ready:
-        reasons += _breaches(metrics["canary"], metrics["control"], health, share)
+    sessions = metrics["canary"]["dates"]
+    breaches, pending = _judge_metrics(metrics, pvalues, health, sessions)
     return {
         "canary_symbols": sorted(canary),
         "metrics": metrics,
+        "pvalues": pvalues,
         "missing_predictions": missing,
         "scoring_errors": errors,
-        "ready": ready,
-        "reasons": reasons,
+        "ready": sessions >= int(rollout["min_matured_sessions"]) and not pending,
+        "pending": pending,
+        "reasons": reasons + breaches,
     }
 
 
