@@ -235,6 +235,13 @@ def test_tasks_follow_the_kedro_pipelines(dagbag: dict) -> None:
     assert upstream["retrain-required"] == ["decide-retraining"]
     assert upstream["trigger-training"] == ["retrain-required"]
     assert "retrain-required" not in dagbag["dags"]["test_stock_ml_training"]["tasks"]
+    # the staged rollout's daily step runs after scoring and the shadow step; a promotion in the
+    # training DAG may start one
+    assert {"score-latest-sessions", "promote-after-shadow"} <= set(upstream["advance-rollout"])
+    assert upstream["plot-rollout-history"] == ["advance-rollout"]
+    assert (
+        "decide-promotion" in dagbag["dags"]["test_stock_ml_training"]["upstream"]["start-rollout"]
+    )
 
 
 def test_transcoded_datasets_order_their_tasks(dagbag: dict) -> None:

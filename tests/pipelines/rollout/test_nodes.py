@@ -3,6 +3,7 @@ complete, roll back (the end-to-end timelines: tests/integration/test_rollout.py
 
 from __future__ import annotations
 
+import json
 import math
 
 import numpy as np
@@ -280,6 +281,8 @@ def test_a_bad_candidate_is_rolled_back_at_the_canary_stage():
     assert decision["decision"] == "rollback"
     assert decision["reasons"][0].startswith("accuracy_drop: candidate 0.0000 vs baseline 1.0000")
     assert decision["pvalues"]["accuracy"] == pytest.approx(1 / 32)
+    assert decision["metrics"]["canary"]["rank_ic"] is None  # one symbol: no IC, null in JSON
+    json.dumps(decision, allow_nan=False)
     metrics = decision["metrics"]
     assert (metrics["canary"]["predictions"], metrics["control"]["predictions"]) == (5, 5)
     assert metrics["control_cohort"]["predictions"] == 25

@@ -441,7 +441,7 @@ def advance_rollout(
             _append_step(stored_rollout_history, decision),
             update,
             history,
-            decision,
+            _json_safe(decision),
         )
 
     candidate, baseline = int(current["candidate_version"]), int(current["baseline_version"])
@@ -469,7 +469,7 @@ def advance_rollout(
             _append_step(stored_rollout_history, decision),
             AliasUpdate(),
             history,
-            decision,
+            _json_safe(decision),
         )
 
     judged = _judge_stage(
@@ -506,7 +506,13 @@ def advance_rollout(
         )
         decision.update(decision=HOLD, reasons=[waiting, *judged["pending"]])
     logger.info("Rollout %s: %s", current["rollout_id"], decision["decision"])
-    return rollouts, _append_step(stored_rollout_history, decision), update, history, decision
+    return (
+        rollouts,
+        _append_step(stored_rollout_history, decision),
+        update,
+        history,
+        _json_safe(decision),
+    )
 
 
 def _judge_stage(
@@ -597,6 +603,17 @@ def _rollback(
         "summary": "; ".join(reasons),
     }
     return update, append_history(history, row, [])
+
+
+def _json_safe(value):
+    """NaN (a metric with too little data) as null: the decision is JSON for other tools too."""
+    if isinstance(value, dict):
+        return {key: _json_safe(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_json_safe(item) for item in value]
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    return value
 
 
 def _append_step(stored: pd.DataFrame, decision: dict) -> pd.DataFrame:
