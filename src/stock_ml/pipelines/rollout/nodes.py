@@ -436,13 +436,7 @@ def advance_rollout(
             decision.update(
                 decision=RELEASE, rollout_id=released["rollout_id"], reasons=[released["note"]]
             )
-        return (
-            rollouts,
-            _append_step(stored_rollout_history, decision),
-            update,
-            history,
-            _json_safe(decision),
-        )
+        return _outcome(rollouts, stored_rollout_history, update, history, decision)
 
     candidate, baseline = int(current["candidate_version"]), int(current["baseline_version"])
     share, stage = float(current["share"]), int(current["stage"])
@@ -464,13 +458,7 @@ def advance_rollout(
         )
         decision.update(decision=ABORT, reasons=[reason])
         logger.warning("Rollout %s aborted: %s", current["rollout_id"], reason)
-        return (
-            rollouts,
-            _append_step(stored_rollout_history, decision),
-            AliasUpdate(),
-            history,
-            _json_safe(decision),
-        )
+        return _outcome(rollouts, stored_rollout_history, AliasUpdate(), history, decision)
 
     judged = _judge_stage(
         current, predictions, labels, model_input, universe, rollout, horizon, run
@@ -506,13 +494,7 @@ def advance_rollout(
         )
         decision.update(decision=HOLD, reasons=[waiting, *judged["pending"]])
     logger.info("Rollout %s: %s", current["rollout_id"], decision["decision"])
-    return (
-        rollouts,
-        _append_step(stored_rollout_history, decision),
-        update,
-        history,
-        _json_safe(decision),
-    )
+    return _outcome(rollouts, stored_rollout_history, update, history, decision)
 
 
 def _judge_stage(
@@ -605,6 +587,18 @@ def _rollback(
     return update, append_history(history, row, [])
 
 
+def _outcome(
+    rollouts: pd.DataFrame,
+    stored_steps: pd.DataFrame,
+    update: AliasUpdate,
+    history: pd.DataFrame,
+    decision: dict,
+) -> tuple[pd.DataFrame, pd.DataFrame, AliasUpdate, pd.DataFrame, dict]:
+    """advance_rollout's outputs: the state, the history with this step, the alias moves, the
+    promotion history and the decision (JSON-safe)."""
+    return rollouts, _append_step(stored_steps, decision), update, history, _json_safe(decision)
+
+
 def _json_safe(value):
     """NaN (a metric with too little data) as null: the decision is JSON for other tools too."""
     if isinstance(value, dict):
@@ -646,8 +640,9 @@ def _append_step(stored: pd.DataFrame, decision: dict) -> pd.DataFrame:
 
 
 def plot_rollout_history(history: pd.DataFrame) -> Figure:
-    """The rollout history as a figure: per rollout, the canary share over the run dates and the
-    canary and control cohorts' matured accuracy, each decision marked."""
+    """The rollout history as a figure: per rollout, the canary share over the run dates (▲
+    advance, ★ complete, ✕ rollback) and, on the canary cohort since its stage began, the
+    matured accuracy of the candidate (solid) and of the baseline in shadow (dashed)."""
     from matplotlib.figure import Figure
 
     figure = Figure(figsize=(11, 7), layout="constrained")
@@ -658,21 +653,27 @@ def plot_rollout_history(history: pd.DataFrame) -> Figure:
     )
     for rollout_id, unsorted in steps.groupby("rollout_id", sort=False):
         part = unsorted.sort_values("run_date")
-        share_ax.step(part["run_date"], 100 * part["share"], where="post", label=rollout_id)
-        for cohort, style in (("canary", "-"), ("control", "--")):
+        (line,) = share_ax.step(
+            part["run_date"], 100 * part["share"], where="post", label=rollout_id
+        )
+        color = line.get_color()
+        for side, style, name in (("canary", "-", "candidate"), ("control", "--", "baseline")):
             accuracy_ax.plot(
                 part["run_date"],
-                part[f"{cohort}_accuracy"],
+                part[f"{side}_accuracy"],
                 style,
+                color=color,
                 marker=".",
-                label=f"{rollout_id} {cohort}",
+                label=f"{rollout_id} {name}",
             )
         for decision, marker in (("advance", "^"), ("complete", "*"), ("rollback", "X")):
             moments = part[part["decision"] == decision]
-            share_ax.scatter(moments["run_date"], 100 * moments["share"], marker=marker, s=80)
+            share_ax.scatter(
+                moments["run_date"], 100 * moments["share"], marker=marker, s=90, color=color
+            )
     share_ax.set_ylabel("canary share, %")
     share_ax.set_ylim(0, 105)
-    accuracy_ax.set_ylabel("matured accuracy since stage start")
+    accuracy_ax.set_ylabel("accuracy on the canary cohort")
     accuracy_ax.set_ylim(0, 1)
     if steps.empty:
         share_ax.text(0.5, 0.5, "no rollout yet", transform=share_ax.transAxes, ha="center")
