@@ -211,10 +211,12 @@ def _served_on_latest(catalog: Any, run_id: str) -> tuple[dict[str, int], list[s
 
 
 def _rollout_candidate(project: Path, scenario: dict, spec: dict, day: str) -> int:
-    """The version a rollout of the scenario rolls out: a real retraining, or an injected bad
-    model; a retraining whose promotion already started its rollout needs no manual start."""
+    """The version a rollout of the scenario rolls out: a real retraining (with the rollout's own
+    ``params`` over the scenario's, e.g. its gates), or an injected bad model; a retraining whose
+    promotion already started its rollout needs no manual start."""
     if spec["candidate"] == "retrain":
-        catalog = _run(project, scenario, "retraining", day, "training")
+        params = {**(scenario.get("params") or {}), **(spec.get("params") or {})}
+        catalog = _run(project, {**scenario, "params": params}, "retraining", day, "training")
         return int(catalog.load("promotion_decision")["challenger_version"])
     if spec["candidate"] == "label_flip":
         return inject_label_flip_candidate(project, scenario, day)
