@@ -1,9 +1,12 @@
 """The machine's PostgreSQL for integration tests: skip with the reason where none answers, and
-scratch databases that are dropped afterwards (CI's machine runs one on 127.0.0.1:5432)."""
+scratch databases, one per test module and run, dropped afterwards (CI's machine runs one on
+127.0.0.1:5432). No test writes to the server's own databases: two runs side by side (two
+checkouts on one machine) would drop each other's schemas."""
 
 from __future__ import annotations
 
 import os
+import secrets
 from collections.abc import Iterator
 from contextlib import contextmanager
 
@@ -29,9 +32,11 @@ def require_postgres() -> None:
 
 
 @contextmanager
-def scratch_database(name: str) -> Iterator[str]:
-    """A new empty database ``name`` on the test server; yields its URL, drops it at the end."""
+def scratch_database(prefix: str) -> Iterator[str]:
+    """A new empty database on the test server, named ``prefix`` plus this process and a random
+    token (two test runs on one machine never share one); yields its URL, drops it at the end."""
     require_postgres()
+    name = f"{prefix}_{os.getpid()}_{secrets.token_hex(4)}"
     admin = create_engine(URL, isolation_level="AUTOCOMMIT")
     drop = text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
     with admin.connect() as connection:

@@ -14,7 +14,7 @@ import yaml
 from sqlalchemy import create_engine, text
 
 from tests.integration.project import BIN, command_env, copy_project, run
-from tests.postgres import URL, require_postgres
+from tests.postgres import scratch_database
 
 pytestmark = pytest.mark.slow
 
@@ -23,14 +23,10 @@ SCHEMA = "test_stock_data"
 
 @pytest.fixture(scope="module")
 def engine():
-    require_postgres()
-    engine = create_engine(URL)
-    with engine.begin() as connection:
-        connection.execute(text(f'DROP SCHEMA IF EXISTS "{SCHEMA}" CASCADE'))
-    yield engine
-    with engine.begin() as connection:
-        connection.execute(text(f'DROP SCHEMA IF EXISTS "{SCHEMA}" CASCADE'))
-    engine.dispose()
+    with scratch_database("stock_ml_ci_init") as url:
+        engine = create_engine(url)
+        yield engine
+        engine.dispose()
 
 
 @pytest.fixture(scope="module")
@@ -38,9 +34,9 @@ def project(tmp_path_factory) -> Path:
     return copy_project(tmp_path_factory.mktemp("serving_store") / "project")
 
 
-def _init(project: Path, check: bool = True):
+def _init(project: Path, engine, check: bool = True):
     args = [str(BIN / "kedro"), "run", "--env", "test", "--pipeline", "init_serving_store"]
-    env = command_env(STOCK_ML_POSTGRES_URL=URL)
+    env = command_env(STOCK_ML_POSTGRES_URL=engine.url.render_as_string(hide_password=False))
     if check:
         return run(args, cwd=project, env=env)
     import subprocess
@@ -64,7 +60,7 @@ def _tables(engine) -> dict[str, list[str]]:
 def test_init_creates_the_envs_schema_and_tables_then_changes_nothing(project, engine) -> None:
     conf = yaml.safe_load((project / "conf/base/parameters_serving_store.yml").read_text())
     declared = {t: list(spec["columns"]) for t, spec in conf["serving_store"]["tables"].items()}
-    _init(project)
+    _init(project, engine)
     assert _tables(engine) == declared
     with engine.begin() as connection:
         connection.execute(
@@ -73,7 +69,7 @@ def test_init_creates_the_envs_schema_and_tables_then_changes_nothing(project, e
                 "model_version, score) VALUES ('2022-03-01', 'AAA', 1, 0.7)"
             )
         )
-    _init(project)  # idempotent: same tables, the row survives
+    _init(project, engine)  # idempotent: same tables, the row survives
     assert _tables(engine) == declared
     with engine.connect() as connection:
         kept = connection.execute(text(f'SELECT symbol, score FROM "{SCHEMA}".predictions')).all()
@@ -90,7 +86,7 @@ def test_a_bad_name_in_conf_stops_before_the_database(project, engine) -> None:
         )
     )
     try:
-        result = _init(project, check=False)
+        result = _init(project, engine, check=False)
     finally:
         override.unlink()
     assert result.returncode != 0

@@ -5,6 +5,7 @@ reach SQL quoted. Skipped, saying why, where no PostgreSQL answers; CI's machine
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Iterator
 from pathlib import Path
 
 import pandas as pd
@@ -14,15 +15,20 @@ from sqlalchemy import create_engine, text
 
 from stock_ml.io import PostgresTableDataset
 from stock_ml.pipelines.serving_store.nodes import conform_rows, serving_store_ddl
-from tests.postgres import URL, require_postgres
+from tests.postgres import scratch_database
 
 SCHEMA = "io_test_stock_data"
 
 
+@pytest.fixture(scope="module")
+def database_url() -> Iterator[str]:
+    with scratch_database("stock_ml_ci_io") as url:
+        yield url
+
+
 @pytest.fixture
-def engine():
-    require_postgres()
-    engine = create_engine(URL)
+def engine(database_url: str):
+    engine = create_engine(database_url)
     with engine.begin() as connection:
         connection.execute(text(f'DROP SCHEMA IF EXISTS "{SCHEMA}" CASCADE'))
         connection.execute(text(f'CREATE SCHEMA "{SCHEMA}"'))
@@ -38,9 +44,13 @@ def engine():
     engine.dispose()
 
 
-def _dataset(table: str = "drift") -> PostgresTableDataset:
+def _url(engine) -> str:
+    return engine.url.render_as_string(hide_password=False)
+
+
+def _dataset(engine, table: str = "drift") -> PostgresTableDataset:
     return PostgresTableDataset(
-        schema=SCHEMA, table=table, replace_by=["run_date"], credentials={"con": URL}
+        schema=SCHEMA, table=table, replace_by=["run_date"], credentials={"con": _url(engine)}
     )
 
 
@@ -61,7 +71,7 @@ def _stored(dataset: PostgresTableDataset) -> list[tuple]:
 
 
 def test_rerun_of_a_run_date_replaces_its_rows_and_keeps_other_dates(engine) -> None:
-    dataset = _dataset()
+    dataset = _dataset(engine)
     dataset.save(_drift(10, ["a", "b", "c"]))
     dataset.save(_drift(11, ["a", "b"]))
     dataset.save(_drift(11, ["a"], psi=0.5))  # the rerun has fewer rows: b of the 11th goes
@@ -74,7 +84,7 @@ def test_rerun_of_a_run_date_replaces_its_rows_and_keeps_other_dates(engine) -> 
 
 
 def test_a_failing_write_leaves_the_previous_rows(engine) -> None:
-    dataset = _dataset()
+    dataset = _dataset(engine)
     dataset.save(_drift(11, ["a", "b"]))
     bad = _drift(11, ["a", "b"], psi=0.9)
     bad.loc[1, "psi"] = None  # NOT NULL: the insert fails after the delete ran
@@ -85,9 +95,9 @@ def test_a_failing_write_leaves_the_previous_rows(engine) -> None:
 
 def test_an_unknown_column_or_table_is_an_error_naming_it(engine) -> None:
     with pytest.raises(DatasetError, match=rf"{SCHEMA}.drift has no columns \['owner'\]"):
-        _dataset().save(_drift(11, ["a"]).assign(owner="x"))
+        _dataset(engine).save(_drift(11, ["a"]).assign(owner="x"))
     with pytest.raises(DatasetError, match=rf"table {SCHEMA}.nope does not exist: create"):
-        _dataset("nope").save(_drift(11, ["a"]))
+        _dataset(engine, "nope").save(_drift(11, ["a"]))
 
 
 def test_no_url_is_an_error_and_the_password_is_never_described() -> None:
@@ -139,7 +149,7 @@ def test_a_narrowed_publish_of_predictions_keeps_the_other_symbols_rows(engine) 
         schema=SCHEMA,
         table=entry["table"],
         replace_by=entry["replace_by"],
-        credentials={"con": URL},
+        credentials={"con": _url(engine)},
     )
 
     def publish(frame: pd.DataFrame) -> None:
