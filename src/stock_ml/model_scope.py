@@ -101,6 +101,13 @@ def active_scope() -> ModelScope:
     return scope_from_parameters(_ACTIVE["loader"]["parameters"])
 
 
+def zip_symbols(values: tuple, symbols: tuple[str, ...], what: str) -> dict[str, Any]:
+    """A collecting node's inputs (one per symbol's namespace, in ``symbols``' order) by symbol."""
+    if len(values) != len(symbols):
+        raise ValueError(f"{len(values)} {what} for {len(symbols)} symbols")
+    return dict(zip(symbols, values, strict=True))
+
+
 SYMBOL_PLACEHOLDER = "{symbol}"
 
 

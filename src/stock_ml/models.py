@@ -22,6 +22,12 @@ def with_roles(predictions: pd.DataFrame) -> pd.DataFrame:
     return predictions.assign(role=role.fillna(SERVING))
 
 
+def of_model(table: pd.DataFrame, model_name: str) -> pd.DataFrame:
+    """One registered model's rows of a table naming ``model_name`` (the performance log):
+    per-symbol models share it, and their version numbers collide (AAA's v1 is not BBB's v1)."""
+    return table[table["model_name"] == model_name]
+
+
 @dataclass(frozen=True)
 class ServingModel:
     """A loaded registered model and the registry coordinates that say which one it is."""

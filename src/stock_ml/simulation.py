@@ -28,7 +28,7 @@ import pandas as pd
 import yaml
 
 from stock_ml.calendars import exchange_sessions
-from stock_ml.models import CHAMPION
+from stock_ml.models import CHAMPION, PREVIOUS
 
 logger = logging.getLogger(__name__)
 
@@ -57,36 +57,28 @@ def load_scenario(path: str | Path) -> dict:
     return scenario
 
 
+def _session(project: Path, scenario: dict, day: str, **identity: str) -> Any:
+    """A Kedro session of the scenario's env on ``day``: its params plus ``identity``."""
+    from kedro.framework.session import KedroSession
+
+    runtime_params = {**(scenario.get("params") or {}), "run_date": day, **identity}
+    return KedroSession.create(
+        project_path=project, env=scenario["env"], runtime_params=runtime_params
+    )
+
+
 def _run(project: Path, scenario: dict, pipeline: str, day: str, kind: str) -> Any:
     """One Kedro session for ``day``: the scenario's params plus the run identity a DAG passes."""
     import mlflow
-    from kedro.framework.session import KedroSession
 
-    runtime_params = {
-        **(scenario.get("params") or {}),
-        "run_id": f"simulated__{day}__{kind}",
-        "run_date": day,
-        # A simulated clock: bronze ingest times and prediction times follow the replayed days.
-        "run_time": f"{day}T18:00:00+00:00",
-    }
-    with KedroSession.create(
-        project_path=project, env=scenario["env"], runtime_params=runtime_params
-    ) as session:
+    # A simulated clock: bronze ingest times and prediction times follow the replayed days.
+    identity = {"run_id": f"simulated__{day}__{kind}", "run_time": f"{day}T18:00:00+00:00"}
+    with _session(project, scenario, day, **identity) as session:
         session.run(pipeline_name=pipeline)
         # kedro-mlflow leaves its run open when the session ends in-process; one run per session.
         while mlflow.active_run():
             mlflow.end_run()
         return session.load_context().catalog
-
-
-def _session(project: Path, scenario: dict, day: str) -> Any:
-    """A session of the scenario's env on ``day`` that runs nothing (reads, injections)."""
-    from kedro.framework.session import KedroSession
-
-    runtime_params = {**(scenario.get("params") or {}), "run_date": day}
-    return KedroSession.create(
-        project_path=project, env=scenario["env"], runtime_params=runtime_params
-    )
 
 
 def _catalog(project: Path, scenario: dict, day: str) -> Any:
@@ -200,11 +192,14 @@ def _served_on_latest(catalog: Any, run_id: str) -> tuple[dict[str, int], list[s
     symbols with complete features that date but no serving prediction."""
     from stock_ml.models import SERVING, with_roles
 
-    frames = [load() for load in catalog.load("predictions").values()]
+    # The run scored the log's latest as-of date: read only that date's partitions.
+    partitions = catalog.load("predictions")
+    latest_key = max(key.split("/")[0] for key in partitions)
+    frames = [load() for key, load in partitions.items() if key.split("/")[0] == latest_key]
     logged = with_roles(pd.concat(frames, ignore_index=True))
     ours = logged[(logged["scored_by_run"] == run_id) & (logged["role"] == SERVING)]
     latest = ours["as_of_date"].max()
-    served = ours[ours["as_of_date"] == latest].set_index("symbol")["model_version"]
+    served = ours.set_index("symbol")["model_version"]
     gold = catalog.load("gold_model_input")
     scorable = set(gold.loc[gold["has_features"] & (gold["date"] == latest), "symbol"])
     return {s: int(v) for s, v in served.sort_index().items()}, sorted(scorable - set(served.index))
@@ -231,6 +226,7 @@ def simulate_rollouts(project: str | Path, scenario: dict) -> pd.DataFrame:
     (``ROLLOUT_TIMELINE_COLUMNS``)."""
     from kedro.framework.startup import bootstrap_project
 
+    from stock_ml.pipelines.rollout.nodes import ABORT, COMPLETED, ROLLBACK
     from stock_ml.rollout import active_rollout
 
     project = Path(project).resolve()
@@ -272,13 +268,13 @@ def simulate_rollouts(project: str | Path, scenario: dict) -> pd.DataFrame:
                     "canary_accuracy": metrics.get("canary", {}).get("accuracy"),
                     "control_accuracy": metrics.get("control", {}).get("accuracy"),
                     "champion_after": registry.version_of(CHAMPION),
-                    "previous_after": registry.version_of("previous"),
+                    "previous_after": registry.version_of(PREVIOUS),
                     "served": ",".join(f"{s}:v{v}" for s, v in served.items()),
                     "missing": ",".join(missing),
                 }
             )
             logger.info("Simulated %s %s: %s", spec["name"], day, decision["decision"])
-            if decision["decision"] in ("complete", "rollback", "abort"):
+            if decision["decision"] in (COMPLETED, ROLLBACK, ABORT):
                 break
     return pd.DataFrame(rows, columns=ROLLOUT_TIMELINE_COLUMNS)
 

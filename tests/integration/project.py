@@ -50,9 +50,8 @@ def command_env(**extra: str) -> dict[str, str]:
     return env
 
 
-def run(args: list[str], cwd: Path, env: dict[str, str] | None = None, timeout: int = 900):
-    """Run a command; on failure, fail the test with the command's last output lines."""
-    result = subprocess.run(
+def _completed(args: list[str], cwd: Path, env: dict[str, str] | None, timeout: int):
+    return subprocess.run(
         args,
         cwd=cwd,
         env=env or command_env(),
@@ -61,6 +60,20 @@ def run(args: list[str], cwd: Path, env: dict[str, str] | None = None, timeout: 
         timeout=timeout,
         check=False,
     )
+
+
+def run_failing(
+    args: list[str], cwd: Path, env: dict[str, str] | None = None, timeout: int = 900
+) -> str:
+    """Run a command that must fail; its output (stdout and stderr) on one line."""
+    result = _completed(args, cwd, env, timeout)
+    assert result.returncode != 0, f"{' '.join(map(str, args))} succeeded:\n{result.stdout[-2000:]}"
+    return " ".join((result.stdout + result.stderr).split())
+
+
+def run(args: list[str], cwd: Path, env: dict[str, str] | None = None, timeout: int = 900):
+    """Run a command; on failure, fail the test with the command's last output lines."""
+    result = _completed(args, cwd, env, timeout)
     if result.returncode != 0:
         tail = "\n".join((result.stdout + "\n" + result.stderr).splitlines()[-60:])
         raise AssertionError(f"{' '.join(map(str, args))} exited {result.returncode}:\n{tail}")
@@ -94,3 +107,12 @@ def make_dags(project: Path, dags: Path, envs: str) -> set[str]:
         cwd=project,
     )  # fmt: skip
     return {path.name for path in dags.glob("*.py")}
+
+
+def simulate_scenario(base: Path, scenario: str, timeline: str) -> Path:
+    """A scratch copy in ``base`` that ran ``scenario`` with the documented command
+    (``python -m stock_ml.simulation <scenario> --timeline <timeline>``); returns the copy."""
+    project = copy_project(base / "project")
+    command = [str(BIN / "python"), "-m", "stock_ml.simulation", scenario]
+    run([*command, "--timeline", str(project / timeline)], cwd=project, timeout=1800)
+    return project

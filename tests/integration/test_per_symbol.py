@@ -6,7 +6,6 @@ against the copy's MLflow store."""
 from __future__ import annotations
 
 import json
-import subprocess
 from pathlib import Path
 
 import pandas as pd
@@ -22,6 +21,7 @@ from tests.integration.project import (
     copy_project,
     make_dags,
     run,
+    run_failing,
 )
 from tests.integration.test_airflow_dags import DAGBAG_SCRIPT, _runs, _task_states
 
@@ -239,17 +239,7 @@ def test_the_daily_dag_scores_and_judges_each_symbol_with_its_own_model(per_symb
 
 def _failed_kedro_run(project: Path, *args: str) -> str:
     """A kedro run expected to fail: its output on one line."""
-    result = subprocess.run(
-        [str(BIN / "kedro"), "run", "--env", "test", *args],
-        cwd=project,
-        env=command_env(),
-        capture_output=True,
-        text=True,
-        timeout=600,
-        check=False,
-    )
-    assert result.returncode != 0, result.stdout[-2000:]
-    return " ".join((result.stdout + result.stderr).split())
+    return run_failing([str(BIN / "kedro"), "run", "--env", "test", *args], cwd=project)
 
 
 def test_a_symbols_rollback_reads_that_symbols_registry(per_symbol) -> None:

@@ -16,7 +16,7 @@ import mlflow
 import pandas as pd
 import pytest
 
-from tests.integration.project import BIN, copy_project, run
+from tests.integration.project import simulate_scenario
 
 pytestmark = pytest.mark.slow
 
@@ -26,10 +26,8 @@ SYMBOLS = {"AAA", "BBB", "CCC", "DDD", "EEE", "FFF"}
 
 @pytest.fixture(scope="module")
 def rollouts(tmp_path_factory) -> dict:
-    project = copy_project(tmp_path_factory.mktemp("rollout") / "project")
+    project = simulate_scenario(tmp_path_factory.mktemp("rollout"), SCENARIO, "rollouts.csv")
     timeline = project / "rollouts.csv"
-    command = [str(BIN / "python"), "-m", "stock_ml.simulation", SCENARIO]
-    run([*command, "--timeline", str(timeline)], cwd=project, timeout=1800)
     root = project / "data" / "test_stock_data"
     frame = pd.read_csv(timeline, dtype={"missing": str, "canary_symbols": str})
     return {

@@ -18,7 +18,7 @@ import pytest
 import yaml
 
 from stock_ml.calendars import exchange_sessions
-from tests.integration.project import BIN, copy_project, run
+from tests.integration.project import BIN, run, simulate_scenario
 
 pytestmark = pytest.mark.slow
 
@@ -28,10 +28,8 @@ SHIFT = pd.Timestamp("2022-03-14")
 
 @pytest.fixture(scope="module")
 def month(tmp_path_factory) -> dict:
-    project = copy_project(tmp_path_factory.mktemp("month") / "project")
+    project = simulate_scenario(tmp_path_factory.mktemp("month"), SCENARIO, "timeline.csv")
     timeline = project / "timeline.csv"
-    command = [str(BIN / "python"), "-m", "stock_ml.simulation", SCENARIO]
-    run([*command, "--timeline", str(timeline)], cwd=project, timeout=1800)
     root = project / "data" / "test_stock_data"
     return {
         "project": project,

@@ -143,6 +143,7 @@ def _advance(rollouts, day, good=True, registry=None, skip=(), history=None, sha
         UNIVERSE,
         ROLLOUT,
         1,
+        252,
         run,
     )
 
@@ -320,6 +321,7 @@ def test_a_drop_that_never_becomes_significant_rolls_back_after_max_stage_sessio
             UNIVERSE,
             rollout,
             1,
+            252,
             run,
         )
         decisions.append(decision["decision"])
@@ -363,14 +365,14 @@ def test_cohort_metrics_by_hand():
             "forward_return": [0.03, -0.01, -0.02, -0.01, 0.02, -0.01],
         }
     )
-    metrics = cohort_metrics(matured, horizon=1)
+    metrics = cohort_metrics(matured, periods_per_year=252)
     assert metrics["accuracy"] == pytest.approx(4 / 6)
     # day 1: long A, B short C → (0.03 - 0.01 + 0.02) / 3; day 2: short A, long B, C → 0.02/3
     daily = np.array([0.04 / 3, 0.02 / 3])
     assert metrics["sharpe"] == pytest.approx(daily.mean() / daily.std(ddof=1) * math.sqrt(252))
     # day 1 ranks agree (1.0); day 2: scores C > B > A, returns B > A = C (0.0)
     assert metrics["rank_ic"] == pytest.approx(0.5)
-    assert cohort_metrics(matured.iloc[0:0], 1)["dates"] == 0
+    assert cohort_metrics(matured.iloc[0:0], 252)["dates"] == 0
 
 
 def test_the_rollout_history_is_plotted():

@@ -19,7 +19,15 @@ import pandas as pd
 from scipy.stats import ks_2samp
 
 from stock_ml.gold_schema import feature_columns
-from stock_ml.models import CHAMPION, SERVING, RegistryState, ServingModel, with_roles
+from stock_ml.model_scope import zip_symbols
+from stock_ml.models import (
+    CHAMPION,
+    SERVING,
+    RegistryState,
+    ServingModel,
+    of_model,
+    with_roles,
+)
 from stock_ml.pipelines.training.evaluation import rank_correlation
 from stock_ml.runs import run_partition_key
 
@@ -83,18 +91,8 @@ def matured_performance(
     ].reset_index(drop=True)
 
 
-def of_model(performance: pd.DataFrame, model_name: str) -> pd.DataFrame:
-    """One registered model's rows of the performance table (per-symbol models share it, and
-    their version numbers collide: AAA's v1 is not BBB's v1)."""
-    return performance[performance["model_name"] == model_name]
-
-
-def rolling_accuracy(
-    performance: pd.DataFrame, version: int, sessions: int, model_name: str | None = None
-) -> pd.Series:
+def rolling_accuracy(performance: pd.DataFrame, version: int, sessions: int) -> pd.Series:
     """The serving model's accuracy over its last ``sessions`` matured as-of dates, per date."""
-    if model_name is not None:
-        performance = of_model(performance, model_name)
     served = performance[
         (performance["model_version"] == version) & (performance["role"] == SERVING)
     ].sort_values("as_of_date")
@@ -150,8 +148,8 @@ def decide_retraining(
     if champion is None:
         reasons.append("champion_missing: no version has alias champion")
     else:
-        sessions = int(thresholds["rolling_sessions"])
-        rolling = rolling_accuracy(performance, champion, sessions, registry.model_name)
+        own = of_model(performance, registry.model_name)
+        rolling = rolling_accuracy(own, champion, int(thresholds["rolling_sessions"]))
         recent = rolling.dropna().tail(int(thresholds["breach_runs"]))
         checks["rolling_accuracy"] = None if recent.empty else float(recent.iloc[-1])
         floor = float(thresholds["accuracy_floor"])
@@ -372,7 +370,13 @@ def drift_report(
     drift["run_date"] = pd.Timestamp(run["date"])
     drift["model_name"] = champion.name
     drift["model_version"] = champion.version
-    drift = drift[DRIFT_COLUMNS]
+    return _with_history_partition(drift[DRIFT_COLUMNS], run)
+
+
+def _with_history_partition(
+    drift: pd.DataFrame, run: dict
+) -> tuple[pd.DataFrame, dict[str, pd.DataFrame]]:
+    """The run's drift table, and the same rows as its drift history partition (by run date)."""
     return drift, {f"run_date={pd.Timestamp(run['date']):%Y-%m-%d}": drift}
 
 
@@ -383,17 +387,14 @@ def collect_drift(
     tables = [table for table in by_symbol if not table.empty]
     if not tables:
         return pd.DataFrame(columns=DRIFT_COLUMNS), {}
-    drift = pd.concat(tables, ignore_index=True)[DRIFT_COLUMNS]
-    return drift, {f"run_date={pd.Timestamp(run['date']):%Y-%m-%d}": drift}
+    return _with_history_partition(pd.concat(tables, ignore_index=True)[DRIFT_COLUMNS], run)
 
 
 def collect_retrain_decisions(*by_symbol: dict, symbols: tuple[str, ...]) -> dict:
     """The per-symbol verdicts as the daily run's one verdict: ``retrain_required`` when any
     symbol's model needs training, ``retrain_symbols`` naming them (the daily DAG triggers each
     one's training DAG), every symbol's reasons prefixed with it, and each verdict whole."""
-    if len(by_symbol) != len(symbols):
-        raise ValueError(f"{len(by_symbol)} verdicts for {len(symbols)} symbols")
-    verdicts = dict(zip(symbols, by_symbol, strict=True))
+    verdicts = zip_symbols(by_symbol, symbols, "verdicts")
     retrain = [symbol for symbol, verdict in verdicts.items() if verdict["retrain_required"]]
     warnings = list(dict.fromkeys(w for v in verdicts.values() for w in v["warnings"]))
     first = by_symbol[0] if by_symbol else {}

@@ -29,6 +29,7 @@ DEFAULT_TOP_FEATURES = 8
 
 HISTORY_COLUMNS = [
     "as_of_date",
+    "model",
     "model_version",
     "role",
     "label",
@@ -209,13 +210,14 @@ def _line(
 def _model_lines(history: pd.DataFrame, columns: dict[str, str]) -> tuple[Line, ...]:
     """Per version and role, one line per ``{column: kind}``, in one colour per version/role."""
     lines = []
-    for index, ((_version, _role, label), part) in enumerate(
-        history.groupby(["model_version", "role", "label"], sort=True)
+    for index, ((model, version, _role, label), part) in enumerate(
+        history.groupby(["model", "model_version", "role", "label"], sort=True)
     ):
         color = PALETTE[index % len(PALETTE)]
+        # one legend group per model version, whatever the role: v3, or aaa v3 per symbol
+        group = f"v{int(version)}" if model == "model" else f"{model} v{int(version)}"
         for column, kind in columns.items():
             name = f"{label} daily" if kind == "daily" else label
-            group = label.rsplit(" (", 1)[0].removeprefix("model ")  # a version, every role
             lines.append(_line(name, part, "as_of_date", column, kind, color, group))
     return tuple(line for line in lines if line is not None)
 

@@ -23,6 +23,7 @@ import operator
 
 import pandas as pd
 
+from stock_ml.model_scope import zip_symbols
 from stock_ml.models import (
     CHALLENGER,
     CHAMPION,
@@ -32,6 +33,7 @@ from stock_ml.models import (
     AliasUpdate,
     RegistryState,
     ServingModel,
+    of_model,
 )
 from stock_ml.pipelines.training.evaluation import HEADLINE_METRICS
 
@@ -259,7 +261,7 @@ def promote_after_shadow(
         decision.update(action="none", champion_after=champion, summary="no challenger in shadow")
         return decision, AliasUpdate(), stored_history.astype(HISTORY_COLUMNS)
     metric = settings.get("metric", "accuracy")
-    performance = performance[performance["model_name"] == registry.model_name]
+    performance = of_model(performance, registry.model_name)
     both = performance[
         ((performance["role"] == SERVING) & (performance["model_version"] == champion))
         | ((performance["role"] == SHADOW) & (performance["model_version"] == challenger))
@@ -298,15 +300,17 @@ def promote_after_shadow(
 
 def collect_shadow_decisions(*by_symbol: dict, symbols: tuple[str, ...]) -> dict:
     """The per-symbol models' shadow decisions as one record: each symbol's, and who moved."""
-    if len(by_symbol) != len(symbols):
-        raise ValueError(f"{len(by_symbol)} shadow decisions for {len(symbols)} symbols")
-    decisions = dict(zip(symbols, by_symbol, strict=True))
+    decisions = zip_symbols(by_symbol, symbols, "shadow decisions")
     moved = {
         symbol: decision["action"]
         for symbol, decision in decisions.items()
         if decision["action"] not in ("none", "waiting")
     }
     return {"decided": moved, "by_symbol": decisions}
+
+
+# History actions that made a version champion over the one before it (rollbacks do not).
+PROMOTING_ACTIONS = ("promote", "bootstrap", "promote_after_shadow", "rollout_start")
 
 
 def previous_after_rollback(history: pd.DataFrame, target: int, current: int | None) -> int | None:
@@ -317,9 +321,7 @@ def previous_after_rollback(history: pd.DataFrame, target: int, current: int | N
     pinned by hand that never served gets the champion it replaces, so the pin can be undone.
     """
     served = history[history["champion_after"] == target]
-    promoted = served[
-        served["action"].isin(["promote", "bootstrap", "promote_after_shadow", "rollout_start"])
-    ]
+    promoted = served[served["action"].isin(PROMOTING_ACTIONS)]
     if len(promoted):
         before = promoted["champion_before"].iloc[-1]
         return None if pd.isna(before) else int(before)

@@ -53,7 +53,7 @@ from stock_ml.pipelines.promotion.nodes import (
     append_history,
     previous_after_rollback,
 )
-from stock_ml.pipelines.training.evaluation import rank_correlation
+from stock_ml.pipelines.training.evaluation import daily_ic, sharpe_ratio
 from stock_ml.rollout import (
     ABORTED,
     ACTIVE,
@@ -107,7 +107,6 @@ ROLLOUT_HISTORY_COLUMNS = {
     "reasons": "object",
 }
 HEALTH_METRICS = ("accuracy", "rank_ic", "sharpe")
-PROMOTIONS = ("promote", "promote_after_shadow", "rollout_start")
 
 
 def check_rollout(rollout: dict) -> None:
@@ -126,10 +125,7 @@ def _table(frame: pd.DataFrame, columns: dict[str, str]) -> pd.DataFrame:
 def _with_row(rollouts: pd.DataFrame, row: dict) -> pd.DataFrame:
     """``rollouts`` with ``row`` replacing the row of its rollout id (or added)."""
     kept = rollouts[rollouts["rollout_id"] != row["rollout_id"]]
-    new = _table(pd.DataFrame([row]), ROLLOUT_COLUMNS)
-    return _table(
-        pd.concat([_table(kept, ROLLOUT_COLUMNS), new], ignore_index=True), ROLLOUT_COLUMNS
-    )
+    return _table(pd.concat([kept, pd.DataFrame([row])], ignore_index=True), ROLLOUT_COLUMNS)
 
 
 def new_rollout(
@@ -181,10 +177,10 @@ def start_rollout(decision: dict, rollouts: pd.DataFrame, rollout: dict, run: di
     """After a promotion decision: a new rollout when it moved ``champion`` from one version to
     another and rollouts are enabled; otherwise the state as it was. A first champion
     (bootstrap) has nothing to roll out against."""
-    promoted = decision.get("action") in PROMOTIONS and decision.get("champion_before") is not None
+    promoted = decision.get("action") == "promote" and decision.get("champion_before") is not None
     if not (rollout.get("enabled") and promoted):
         return _table(rollouts, ROLLOUT_COLUMNS)
-    return new_rollout(rollouts, decision, rollout, run, decision.get("started_by", "promotion"))
+    return new_rollout(rollouts, decision, rollout, run, "promotion")
 
 
 def plan_manual_rollout(
@@ -216,7 +212,6 @@ def plan_manual_rollout(
         "champion_before": current,
         "champion_after": candidate,
         "challenger_version": candidate,
-        "started_by": "manual",
         "summary": f"manual rollout of v{candidate} over v{current}",
         "decided_at": str(run["time"]),
         "run_id": str(run["id"]),
@@ -241,15 +236,14 @@ def _partition_parts(key: str) -> dict[str, str]:
 
 
 def _logged_since(
-    predictions: dict[str, Callable[[], pd.DataFrame]], versions: set[int], after: str
+    predictions: dict[str, Callable[[], pd.DataFrame]], versions: set[int]
 ) -> pd.DataFrame:
-    """Predictions (serving and shadow) of ``versions`` with as-of dates after ``after`` (only
-    those partitions are read)."""
-    frames = []
-    for key, load in predictions.items():
-        parts = _partition_parts(key)
-        if int(parts["model_version"]) in versions and parts["as_of_date"] > after:
-            frames.append(load())
+    """Predictions (serving and shadow) of ``versions`` (only their partitions are read)."""
+    frames = [
+        load()
+        for key, load in predictions.items()
+        if int(_partition_parts(key)["model_version"]) in versions
+    ]
     if not frames:
         columns = ["symbol", "as_of_date", "model_version", "role", "score", "predicted_up"]
         return pd.DataFrame(columns=[*columns, "scored_by_run"])
@@ -267,26 +261,19 @@ def _daily_returns(rows: pd.DataFrame) -> pd.Series:
     return (sign * rows["forward_return"]).groupby(rows["as_of_date"]).mean()
 
 
-def _sharpe(daily: pd.Series, horizon: int) -> float:
-    spread = daily.std(ddof=1) if len(daily) > 1 else math.nan
-    if not (spread and np.isfinite(spread)):
-        return math.nan
-    return float(daily.mean() / spread * math.sqrt(252 / horizon))
-
-
 def _daily_ic(rows: pd.DataFrame) -> pd.Series:
-    """Per as-of date, the rank IC of the scores (NaN below three symbols)."""
-    return rows.groupby("as_of_date").apply(
-        lambda day: rank_correlation(day["score"], day["forward_return"]), include_groups=False
-    )
+    """Per as-of date, the rank IC of the scores (training's daily IC: NaN below three symbols)."""
+    ic = daily_ic(rows.rename(columns={"as_of_date": "date"}), "score")
+    return ic.set_index("date")["rank_ic"]
 
 
-def cohort_metrics(matured: pd.DataFrame, horizon: int) -> dict:
+def cohort_metrics(matured: pd.DataFrame, periods_per_year: float) -> dict:
     """Accuracy, mean daily rank IC and annualised Sharpe of one model's matured predictions.
 
     The Sharpe ratio is that of the daily long/short-by-direction return (long the symbols
-    predicted up, short the others, equal weights, over the horizon), annualised by
-    ``sqrt(252 / horizon)``; NaN with fewer than two dates or no variation."""
+    predicted up, short the others, equal weights, over the horizon), annualised over
+    ``periods_per_year`` (sessions a year / horizon); NaN with fewer than two dates or no
+    variation."""
     if matured.empty:
         return {"dates": 0, "predictions": 0, **{m: math.nan for m in HEALTH_METRICS}}
     ics = _daily_ic(matured).dropna()
@@ -295,7 +282,7 @@ def cohort_metrics(matured: pd.DataFrame, horizon: int) -> dict:
         "predictions": len(matured),
         "accuracy": float((matured["predicted_up"] == matured["label_up"]).mean()),
         "rank_ic": float(ics.mean()) if len(ics) else math.nan,
-        "sharpe": _sharpe(_daily_returns(matured), horizon),
+        "sharpe": sharpe_ratio(_daily_returns(matured).to_numpy(), periods_per_year),
     }
 
 
@@ -336,21 +323,17 @@ def _side(pairs: pd.DataFrame, which: str) -> pd.DataFrame:
 
 
 def _run_errors(
-    predictions: dict[str, Callable[[], pd.DataFrame]],
-    model_input: pd.DataFrame,
-    run: dict,
-    versions: set[int],
+    logged: pd.DataFrame, model_input: pd.DataFrame, run: dict
 ) -> tuple[int, int, list[str]]:
     """Symbols with complete features but no serving prediction on this run's latest scored
-    as-of date, and this run's non-finite scores."""
-    logged = _logged_since(predictions, versions, "")
+    as-of date, and this run's non-finite scores (``logged``: the rollout's versions' rows)."""
     scored = logged[(logged["scored_by_run"].astype(str) == str(run["id"]))]
     scored = scored[scored["role"] == SERVING]
     if scored.empty:
         return 0, 0, ["this run served no prediction of the rollout's versions"]
     latest = pd.Timestamp(scored["as_of_date"].max())
     scorable = model_input[model_input["has_features"] & (model_input["date"] == latest)]
-    served = scored[pd.to_datetime(scored["as_of_date"]) == latest]
+    served = scored[scored["as_of_date"] == latest]
     missing = sorted(set(scorable["symbol"]) - set(served["symbol"]))
     errors = int((~np.isfinite(scored["score"].astype(float))).sum())
     notes = [f"no prediction on {latest:%Y-%m-%d} for {missing}"] if missing else []
@@ -388,22 +371,23 @@ def _judge_metrics(
 
 def _release_previous(
     rollouts: pd.DataFrame, registry: RegistryState, rollout: dict, run: dict
-) -> tuple[pd.DataFrame, AliasUpdate, dict | None]:
-    """After a completed rollout's retention: let ``previous`` (still on its baseline) go."""
+) -> tuple[pd.DataFrame, AliasUpdate, dict]:
+    """After a completed rollout's retention: let ``previous`` (still on its baseline) go.
+    Returns the state, the alias move and the decision's fields (none when nothing moved)."""
     done = rollouts[(rollouts["status"] == COMPLETE) & rollouts["previous_released"].isna()]
     if done.empty:
-        return rollouts, AliasUpdate(), None
+        return rollouts, AliasUpdate(), {}
     latest = done.iloc[-1].to_dict()
     day = pd.Timestamp(run["date"])
-    due = pd.Timestamp(latest["ended"]) + pd.Timedelta(days=int(rollout["previous_retention_days"]))
-    if day < due:
-        return rollouts, AliasUpdate(), None
-    held = registry.version_of(PREVIOUS) == int(latest["baseline_version"])
-    released = {**latest, "previous_released": f"{day:%Y-%m-%d}"}
-    update = AliasUpdate(delete_aliases=[PREVIOUS]) if held else AliasUpdate()
-    days = rollout["previous_retention_days"]
+    days = int(rollout["previous_retention_days"])
+    if day < pd.Timestamp(latest["ended"]) + pd.Timedelta(days=days):
+        return rollouts, AliasUpdate(), {}
+    rollouts = _with_row(rollouts, {**latest, "previous_released": f"{day:%Y-%m-%d}"})
+    if registry.version_of(PREVIOUS) != int(latest["baseline_version"]):
+        return rollouts, AliasUpdate(), {}  # moved since: nothing of the rollout's to release
     note = f"previous v{latest['baseline_version']} released after {days} days"
-    return _with_row(rollouts, released), update, {**released, "note": note if held else None}
+    fields = {"decision": RELEASE, "rollout_id": latest["rollout_id"], "reasons": [note]}
+    return rollouts, AliasUpdate(delete_aliases=[PREVIOUS]), fields
 
 
 def advance_rollout(
@@ -418,6 +402,7 @@ def advance_rollout(
     universe: dict,
     rollout: dict,
     horizon: int,
+    sessions_per_year: int,
     run: dict,
 ) -> tuple[pd.DataFrame, pd.DataFrame, AliasUpdate, pd.DataFrame, dict]:
     """The daily rollout step (see the module docstring). Returns the rollout state, the rollout
@@ -432,10 +417,7 @@ def advance_rollout(
     decision: dict = {"run_date": day, "run_id": str(run["id"]), "decision": NONE}
     if current is None:
         rollouts, update, released = _release_previous(rollouts, registry, rollout, run)
-        if released is not None and released["note"]:
-            decision.update(
-                decision=RELEASE, rollout_id=released["rollout_id"], reasons=[released["note"]]
-            )
+        decision.update(released)
         return _outcome(rollouts, stored_rollout_history, update, history, decision)
 
     candidate, baseline = int(current["candidate_version"]), int(current["baseline_version"])
@@ -460,8 +442,9 @@ def advance_rollout(
         logger.warning("Rollout %s aborted: %s", current["rollout_id"], reason)
         return _outcome(rollouts, stored_rollout_history, AliasUpdate(), history, decision)
 
+    periods_per_year = sessions_per_year / horizon
     judged = _judge_stage(
-        current, predictions, labels, model_input, universe, rollout, horizon, run
+        current, predictions, labels, model_input, universe, rollout, periods_per_year, run
     )
     reasons, ready = judged.pop("reasons"), judged.pop("ready")
     decision.update(judged)
@@ -504,7 +487,7 @@ def _judge_stage(
     model_input: pd.DataFrame,
     universe: dict,
     rollout: dict,
-    horizon: int,
+    periods_per_year: float,
     run: dict,
 ) -> dict:
     """The stage's canary cohort, the candidate's and the baseline's metrics on it (paired: the
@@ -514,9 +497,12 @@ def _judge_stage(
     canary = canary_symbols(
         list(symbol_calendars(universe)), current["rollout_id"], float(current["share"])
     )
-    logged = _logged_since(predictions, {candidate, baseline}, str(current["stage_started"]))
+    # One read of the log: this run's rows for the errors, the stage's for the metrics.
+    logged = _as_dates(_logged_since(predictions, {candidate, baseline}), "as_of_date")
+    missing, errors, notes = _run_errors(logged, model_input, run)
+    logged = logged[logged["as_of_date"] > pd.Timestamp(current["stage_started"])]
     realised = labels.dropna(subset=["label_up"])[["symbol", "date", "label_up", "forward_return"]]
-    matured = _as_dates(logged, "as_of_date").merge(
+    matured = logged.merge(
         _as_dates(realised, "date").rename(columns={"date": "as_of_date"}),
         on=["symbol", "as_of_date"],
         how="inner",
@@ -530,14 +516,13 @@ def _judge_stage(
         shadowed[[*keys, "score", "predicted_up"]], on=keys, suffixes=("_canary", "_base")
     )
     metrics = {
-        "canary": cohort_metrics(_side(pairs, "canary"), horizon),
-        "control": cohort_metrics(_side(pairs, "base"), horizon),
+        "canary": cohort_metrics(_side(pairs, "canary"), periods_per_year),
+        "control": cohort_metrics(_side(pairs, "base"), periods_per_year),
         "control_cohort": cohort_metrics(
-            matured[~in_canary & (role == SERVING) & (version == baseline)], horizon
+            matured[~in_canary & (role == SERVING) & (version == baseline)], periods_per_year
         ),
     }
     pvalues = paired_pvalues(pairs) if len(pairs) else dict.fromkeys(HEALTH_METRICS, math.nan)
-    missing, errors, notes = _run_errors(predictions, model_input, run, {candidate, baseline})
     health = rollout.get("health", {})
     reasons = []
     if missing > int(health.get("max_missing_predictions", 0)):

@@ -30,6 +30,7 @@ def create_pipeline(**kwargs) -> Pipeline:
                     "params:universe",
                     "params:rollout",
                     "params:feature_store.label.horizon",
+                    "params:training.evaluation.sessions_per_year",
                     "params:run",
                 ],
                 outputs=[

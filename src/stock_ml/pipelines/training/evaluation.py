@@ -241,6 +241,15 @@ def _top_symbols(day: pd.DataFrame | None, top_k: int | None) -> list[str]:
     return ranked["symbol"].tolist() if top_k is None else ranked["symbol"].head(top_k).tolist()
 
 
+def sharpe_ratio(returns: np.ndarray, periods_per_year: float) -> float:
+    """Annualised Sharpe ratio of per-period returns; NaN below two periods or with no spread."""
+    returns = np.asarray(returns, dtype=float)
+    std = float(returns.std(ddof=1)) if len(returns) > 1 else math.nan
+    if not (std and std > 0):
+        return math.nan
+    return float(returns.mean() / std * math.sqrt(periods_per_year))
+
+
 def backtest_summary(
     days: pd.DataFrame, trades: pd.DataFrame, sessions_per_year: int
 ) -> dict[str, float]:
@@ -249,15 +258,12 @@ def backtest_summary(
     equity = np.concatenate([[1.0], days["equity"].to_numpy(dtype=float)])
     total = float(equity[-1] - 1.0)
     periods = len(net)
-    std = float(net.std(ddof=1)) if periods > 1 else math.nan
     return {
         "total_return": total,
         "annual_return": float((1.0 + total) ** (sessions_per_year / periods) - 1.0)
         if periods and total > -1
         else math.nan,
-        "sharpe": float(net.mean() / std * math.sqrt(sessions_per_year))
-        if std and std > 0
-        else math.nan,
+        "sharpe": sharpe_ratio(net, sessions_per_year),
         "max_drawdown": float(np.max(1.0 - equity / np.maximum.accumulate(equity))),
         "win_rate": float((trades["net_return"] > 0).mean()) if len(trades) else math.nan,
         "trades": float(len(trades)),
